@@ -1,0 +1,1 @@
+"""milvus-hash ingestion: sources, features, the pipeline into Milvus, and the ``milvus-hash`` CLI."""

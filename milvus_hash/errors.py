@@ -1,0 +1,53 @@
+"""Typed errors of milvus-hash.
+
+Every error carries ``retryable``: ``True`` when the same call may succeed later unchanged (the
+Milvus server was unreachable, timed out or is overloaded), ``False`` when the call itself is wrong
+(bad input, an unknown collection, codes from another encoder) and retrying cannot help.
+"""
+
+from __future__ import annotations
+
+
+class MilvusHashError(Exception):
+    """Base class of all milvus-hash errors."""
+
+    retryable: bool = False
+
+
+class InvalidInputError(MilvusHashError, ValueError):
+    """An argument has the wrong type, dtype, shape or value. Retrying cannot help."""
+
+
+class CollectionNotFoundError(MilvusHashError, LookupError):
+    """The named collection does not exist in this Milvus. Retrying cannot help."""
+
+
+class NotAHashCollectionError(MilvusHashError):
+    """The collection exists but was not created by milvus-hash (no encoder record)."""
+
+
+class EncoderMismatchError(MilvusHashError):
+    """Codes from one encoder were offered to a collection written by another."""
+
+
+class MilvusUnavailableError(MilvusHashError, ConnectionError):
+    """Milvus could not be reached or did not answer in time. A retry may help."""
+
+    retryable = True
+
+
+class MilvusServerError(MilvusHashError):
+    """Milvus answered with an error that is not one of the above.
+
+    ``retryable`` is set from the server's answer (rate limits and not-ready states are retryable).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, code: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+def expected(argument: str, what: str, received: object) -> InvalidInputError:
+    """Build the standard message: which argument, what was expected, what was received."""
+    return InvalidInputError(f"{argument}: expected {what}, received {received}")

@@ -1,0 +1,76 @@
+"""Test tiers and the real Milvus back-ends the store tests run against.
+
+Markers: ``unit`` (no Milvus), ``lite`` (embedded Milvus Lite in a temp dir), ``server`` (a real
+Milvus standalone server started here from the ``milvus`` PyPI package), ``docker`` (the official
+image through testcontainers; skipped without a Docker engine), ``slow`` (left out by default).
+
+``MILVUS_HASH_TEST_URI=http://host:19530`` runs the server tier against an existing server
+instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from milvus_hash import EncoderSpec, HashStore
+from milvus_hash.local_server import LocalMilvusServer
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("lite", "server", "docker")):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """URI of a real Milvus standalone server for the whole test session."""
+    uri = os.environ.get("MILVUS_HASH_TEST_URI")
+    if uri:
+        yield uri
+        return
+    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-server"), stop_grace=5)
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lite_store(tmp_path):
+    with HashStore(str(tmp_path / "test.db")) as store:
+        yield store
+
+
+@pytest.fixture
+def server_store(milvus_server):
+    with HashStore(milvus_server) as store:
+        yield store
+
+
+@pytest.fixture(params=[pytest.param("lite", marks=pytest.mark.lite),
+                        pytest.param("server", marks=pytest.mark.server)])
+def store(request):
+    """The same tests on Milvus Lite and on the real server."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture
+def collection(store):
+    """A fresh collection name, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    store.drop_collection(name)
+
+
+def make_spec(n_bits: int, kind: str = "test", seed: int = 0) -> EncoderSpec:
+    return EncoderSpec(kind, f"fp{seed:04d}{n_bits}", n_bits)
+
+
+def random_codes(n: int, n_bits: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, n_bits // 8), dtype=np.uint8)

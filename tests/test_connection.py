@@ -1,0 +1,99 @@
+"""Unreachable and vanishing servers give a typed, retryable error within the stated timeout."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import make_spec, random_codes
+from milvus_hash import HashStore, InvalidInputError, MilvusUnavailableError
+from milvus_hash.local_server import LocalMilvusServer, free_port
+
+
+def test_refused_port_fails_fast_and_is_retryable():
+    start = time.monotonic()
+    with pytest.raises(MilvusUnavailableError, match="a retry may help") as err:
+        HashStore(f"http://127.0.0.1:{free_port()}", timeout=3)
+    assert err.value.retryable
+    assert time.monotonic() - start < 3 + 2
+
+
+def test_silent_server_does_not_hang_beyond_the_timeout():
+    """A port that accepts connections and never answers (a hung proxy, say)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(MilvusUnavailableError) as err:
+            HashStore(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=2)
+        elapsed = time.monotonic() - start
+        assert err.value.retryable
+        assert elapsed < 2 + 3, f"took {elapsed:.1f} s with a 2 s timeout"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("uri,match", [
+    ("milvus.txt", "ends in .db"),
+    ("ftp://host:19530", "scheme"),
+    ("", "empty"),
+    (42, "uri: expected"),
+])
+def test_bad_uri(uri, match):
+    with pytest.raises(InvalidInputError, match=match):
+        HashStore(uri)
+
+
+def test_bad_timeout_and_options(tmp_path):
+    with pytest.raises(InvalidInputError, match="timeout"):
+        HashStore(str(tmp_path / "a.db"), timeout=0)
+    with pytest.raises(InvalidInputError, match="keyword arguments"):
+        HashStore(str(tmp_path / "a.db"), verify=True)
+
+
+@pytest.mark.server
+def test_server_that_goes_away_gives_retryable_error_and_data_survives_restart(tmp_path):
+    server = LocalMilvusServer(tmp_path / "srv")
+    server.start()
+    spec = make_spec(64)
+    codes = random_codes(100, 64, 0)
+    try:
+        store = HashStore(server.uri, timeout=5)
+        store.create_collection("survivor", encoder=spec)
+        store.upsert("survivor", ids=np.arange(100), codes=codes, encoder=spec)
+        store.flush("survivor")
+    finally:
+        server.stop()
+    start = time.monotonic()
+    with pytest.raises(MilvusUnavailableError) as err:
+        store.search("survivor", codes=codes[:1], k=3)
+    assert err.value.retryable
+    assert time.monotonic() - start < 5 + 10
+    store.close()
+    # The same data directory and port: the rows are still there.
+    with LocalMilvusServer(tmp_path / "srv", port=server.port) as again:
+        with HashStore(again.uri) as store2:
+            assert store2.count("survivor") == 100
+            assert store2.describe_collection("survivor").encoder == spec
