@@ -30,10 +30,15 @@ def milvus_options(fn):
                   help="Milvus Lite file (*.db) or server URI such as http://localhost:19530 [env: MILVUS_URI]")
     @click.option("--token", envvar="MILVUS_TOKEN", default=None,
                   help="user:password or API key for a server with authentication [env: MILVUS_TOKEN]")
+    @click.option("--timeout", type=float, default=30.0, show_default=True,
+                  help="Seconds one Milvus call may take before giving up (exit code 75).")
+    @click.option("--consistency-level", "consistency_level", default="Strong", show_default=True,
+                  type=click.Choice(["Strong", "Bounded", "Session", "Eventually"]),
+                  help="Consistency of new collections.")
     @functools.wraps(fn)
-    def wrapper(*args, uri, token, **kwargs):
+    def wrapper(*args, uri, token, timeout, consistency_level, **kwargs):
         try:
-            with HashStore(uri, token=token) as store:
+            with HashStore(uri, token=token, timeout=timeout, consistency_level=consistency_level) as store:
                 return fn(*args, store=store, **kwargs)
         except MilvusHashError as exc:
             raise HashCliError(str(exc), EXIT_RETRY if exc.retryable else EXIT_ERROR) from exc
@@ -41,8 +46,23 @@ def milvus_options(fn):
     return wrapper
 
 
+def _load_config(ctx: click.Context, _param, path: str | None) -> None:
+    """--config: the file's store section becomes every command's defaults (flags and env win)."""
+    if path is None:
+        return
+    from milvus_hash.config import load_config
+
+    try:
+        store = load_config(path).get("store", {})
+    except MilvusHashError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="--config") from exc
+    ctx.default_map = {name: dict(store) for name in cli.commands}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="milvus-hash")
+@click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
+              expose_value=False, help="YAML file with a store section (see configs/store.yaml).")
 def cli():
     """Learned binary hashing of images, stored and searched in Milvus.
 
@@ -51,6 +71,7 @@ def cli():
       milvus-hash demo                          # round trip on embedded Milvus Lite
       milvus-hash info                          # collections, counts, encoders
       MILVUS_URI=http://localhost:19530 milvus-hash info
+      milvus-hash --config configs/store.yaml info
     """
 
 

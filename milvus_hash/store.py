@@ -502,8 +502,9 @@ class HashStore:
                         cut = int(t[need - 1])
                         narrowed = f"({filter}) and {ID} <= {cut}" if filter else f"{ID} <= {cut}"
                         t = self._tied(info, q[r:r + 1], int(b), narrowed, params)[0]
-                    ids[r, below:] = t[:need]
-                    dist[r, below:] = b
+                    if t.shape[0] >= need:  # fewer only if rows vanished meanwhile: keep Milvus's
+                        ids[r, below:] = t[:need]
+                        dist[r, below:] = b
 
     def _fields_for(self, collection: str, ids: np.ndarray, out_fields: list[str]) -> list[list[dict]]:
         flat = np.unique(ids[ids != PAD_ID])
@@ -559,8 +560,8 @@ def _records(rows: list[dict], n_bits: int, with_codes: bool, missing=None) -> R
 
 
 def _column(values, n: int, argument: str, clean) -> list:
-    if values is None:
-        return [clean(None, argument, i) for i in range(n)]
+    if values is None:  # the common case, kept cheap: one shared default per column
+        return [clean(None, argument, 0)] * n
     if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
         raise expected(argument, f"a sequence of {n} values, one per code", type(values).__name__)
     values = list(values)

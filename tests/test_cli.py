@@ -53,3 +53,27 @@ def test_errors_and_exit_codes(tmp_path):
 def test_help_has_examples():
     out = CliRunner().invoke(cli, ["demo", "--help"]).output
     assert "Examples:" in out and "milvus-hash demo --uri http://localhost:19530" in out
+
+
+def test_config_file_supplies_defaults_and_flags_win(tmp_path):
+    db_conf, db_flag = tmp_path / "conf.db", tmp_path / "flag.db"
+    conf = tmp_path / "store.yaml"
+    conf.write_text(f"store:\n  uri: {db_conf}\n  timeout: 12\n")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--config", str(conf), "info"])
+    assert out.exit_code == 0 and str(db_conf) in out.output
+    out = runner.invoke(cli, ["--config", str(conf), "info", "--uri", str(db_flag)])
+    assert out.exit_code == 0 and str(db_flag) in out.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("store:\n  url: x.db\n")
+    out = runner.invoke(cli, ["--config", str(bad), "info"])
+    assert out.exit_code == 2 and "keys among" in out.output and "'url'" in out.output
+
+
+def test_shipped_config_loads():
+    from pathlib import Path
+
+    from milvus_hash.config import load_config
+
+    conf = load_config(Path(__file__).resolve().parents[1] / "configs" / "store.yaml")
+    assert conf["store"]["uri"] == "./milvus_hash.db"

@@ -1,0 +1,37 @@
+"""YAML configuration files (``configs/*.yaml``), checked key by key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import InvalidInputError, expected
+
+STORE_KEYS = {"uri": str, "timeout": (int, float), "consistency_level": str}
+SECTIONS = {"store": STORE_KEYS}
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a milvus-hash YAML file; unknown sections or keys and wrong types are errors."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise expected("config", "a readable YAML file", f"{path} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"config: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise expected("config", "a YAML mapping of sections", type(data).__name__)
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise expected("config", f"sections among {sorted(SECTIONS)}", repr(section))
+        if not isinstance(body, dict):
+            raise expected(f"config {section}", "a mapping", type(body).__name__)
+        for key, value in body.items():
+            kinds = SECTIONS[section].get(key)
+            if kinds is None:
+                raise expected(f"config {section}", f"keys among {sorted(SECTIONS[section])}", repr(key))
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise expected(f"config {section}.{key}", f"a {getattr(kinds, '__name__', 'number')}", repr(value))
+    return data
