@@ -11,6 +11,7 @@ period.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,7 @@ class LocalMilvusServer:
         self.stop_grace = stop_grace
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._log_start = 0
 
     @property
     def uri(self) -> str:
@@ -83,24 +85,23 @@ class LocalMilvusServer:
         if exe is None:
             raise FileNotFoundError("milvus-server not found: pip install milvus (the standalone server package)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        ports = {opt: free_port() for opt in PORT_OPTIONS}
-        if self.port is not None:
-            ports["proxy-port"] = self.port
+        ports = self._ports()
         self.port = ports["proxy-port"]
         cmd = [exe, "--data", str(self.data_dir)]
-        for opt, value in ports.items():
-            cmd += [f"--{opt}", str(value)]
+        for opt in PORT_OPTIONS:
+            cmd += [f"--{opt}", str(ports[opt])]
         # The embedded etcd's peer port (2380) is not among the options: give it an etcd
         # configuration of its own (Milvus reads etcd.config.path from ETCD_CONFIG_PATH), so that
         # several servers can run side by side.
         etcd_cfg = self.data_dir / "embed-etcd.yaml"
-        client_url, peer_url = f"http://127.0.0.1:{ports['etcd-port']}", f"http://127.0.0.1:{free_port()}"
+        client_url, peer_url = f"http://127.0.0.1:{ports['etcd-port']}", f"http://127.0.0.1:{ports['etcd-peer-port']}"
         etcd_cfg.write_text(
             f"listen-client-urls: {client_url}\nadvertise-client-urls: {client_url}\n"
             f"listen-peer-urls: {peer_url}\ninitial-advertise-peer-urls: {peer_url}\n"
             f"initial-cluster: default={peer_url}\n")
         env = dict(os.environ, ETCD_CONFIG_PATH=str(etcd_cfg), PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()
         # A session of its own, so stop() can signal the wrapper and its milvus child together.
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -110,6 +111,26 @@ class LocalMilvusServer:
             self.stop()
             raise
         return self
+
+    def _ports(self) -> dict[str, int]:
+        """The server's ports: those of its last run on this data directory if there was one.
+
+        A restart must keep every port: Milvus finds its components through sessions stored in
+        etcd, and sessions that name old ports stall the start-up until they expire.
+        """
+        record = self.data_dir / "ports.json"
+        ports = {}
+        if record.exists():
+            try:
+                ports = {k: int(v) for k, v in json.loads(record.read_text()).items()}
+            except (ValueError, AttributeError):
+                ports = {}
+        for opt in PORT_OPTIONS + ("etcd-peer-port",):
+            ports.setdefault(opt, free_port())
+        if self.port is not None:
+            ports["proxy-port"] = self.port
+        record.write_text(json.dumps(ports))
+        return ports
 
     def _wait_ready(self) -> None:
         from pymilvus import MilvusClient  # deferred: importing pymilvus is slow
@@ -122,7 +143,7 @@ class LocalMilvusServer:
                     f"milvus-server exited with code {self.proc.returncode} during start-up; "
                     f"log tail:\n{self.log_tail()}")
             # The wrapper prints its banner once Milvus's own health check says OK.
-            if _READY_MARK not in self.log_tail(200):
+            if _READY_MARK not in self._log_since_start():
                 time.sleep(0.5)
                 continue
             try:
@@ -138,6 +159,14 @@ class LocalMilvusServer:
         raise MilvusUnavailableError(
             f"milvus-server at {self.uri} did not answer within {self.startup_timeout:.0f} s "
             f"(last error: {last_error}); log tail:\n{self.log_tail()}")
+
+    def _log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_start)
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 30) -> str:
         try:

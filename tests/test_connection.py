@@ -75,7 +75,7 @@ def test_bad_timeout_and_options(tmp_path):
 
 @pytest.mark.server
 def test_server_that_goes_away_gives_retryable_error_and_data_survives_restart(tmp_path):
-    server = LocalMilvusServer(tmp_path / "srv")
+    server = LocalMilvusServer(tmp_path / "srv", stop_grace=5)
     server.start()
     spec = make_spec(64)
     codes = random_codes(100, 64, 0)
@@ -92,8 +92,9 @@ def test_server_that_goes_away_gives_retryable_error_and_data_survives_restart(t
     assert err.value.retryable
     assert time.monotonic() - start < 5 + 10
     store.close()
-    # The same data directory and port: the rows are still there.
-    with LocalMilvusServer(tmp_path / "srv", port=server.port) as again:
+    # Restarted on the same data directory (it keeps its ports): the rows are still there.
+    with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as again:
+        assert again.uri == server.uri
         with HashStore(again.uri) as store2:
             assert store2.count("survivor") == 100
             assert store2.describe_collection("survivor").encoder == spec
