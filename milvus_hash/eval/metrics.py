@@ -38,18 +38,14 @@ def average_precisions(query_codes, query_labels, db_codes, db_labels, *, top: i
     if top is not None and (not isinstance(top, (int, np.integer)) or top < 1):
         raise expected("top", "None or a positive int", repr(top))
     k = n if top is None else min(int(top), n)
-    rank_of_id = np.empty(n, dtype=np.int64)
-    rank_of_id[np.argsort(ids, kind="stable")] = np.arange(n)
+    by_id = np.argsort(ids, kind="stable")  # rows in id order: a stable sort by distance breaks ties by id
+    d, dl = d[by_id], dl[by_id]
+    small = q.shape[1] * 8 < 2**16  # distances fit uint16: numpy's stable sort is then a radix sort
     out = np.zeros(q.shape[0])
     positions = np.arange(1, k + 1, dtype=np.float64)
     for start in range(0, q.shape[0], chunk):
-        dist = hamming_distances(q[start:start + chunk], d).astype(np.int64)
-        key = dist * n + rank_of_id
-        if k < n:
-            part = np.argpartition(key, k - 1, axis=1)[:, :k]
-            order = np.take_along_axis(part, np.argsort(np.take_along_axis(key, part, 1), axis=1), 1)
-        else:
-            order = np.argsort(key, axis=1)
+        dist = hamming_distances(q[start:start + chunk], d)
+        order = np.argsort(dist.astype(np.uint16) if small else dist, axis=1, kind="stable")[:, :k]
         rel = dl[order] == ql[start:start + chunk, None]
         hits = np.cumsum(rel, axis=1)
         n_rel = rel.sum(1)

@@ -54,33 +54,53 @@ def _ovr_labels(labels: np.ndarray, C: int, dtype, device) -> torch.Tensor:
     return torch.as_tensor(Y, dtype=dtype, device=device)
 
 
-def _rank_desc(scores: np.ndarray) -> np.ndarray:
-    """Rank of each row within each column, 0 for the highest score."""
-    order = np.argsort(-scores, axis=0, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[0])[:, None].repeat(scores.shape[1], 1), 0)
+def _rank_desc(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Rank of each row within each column (0 for the highest score) for the ``depth`` best rows of
+    each column; every other row gets rank ``n`` (only the top of each list matters here)."""
+    n, C = scores.shape
+    depth = min(depth, n)
+    ranks = np.full((n, C), n, dtype=np.int64)
+    top = np.argpartition(-scores, depth - 1, axis=0)[:depth]
+    order = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 0), axis=0, kind="stable"), 0)
+    np.put_along_axis(ranks, order, np.arange(depth)[:, None].repeat(C, 1), 0)
     return ranks
 
 
-def expand(X1_train, labels, X1_rest, W, *, C: int, F: int, gamma: float, lam: float,
+def _affine(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``[X, 1] @ W`` without building ``[X, 1]`` (W's last row is the bias)."""
+    return X @ W[:-1] + W[-1]
+
+
+def expand(X1_train, labels, X_rest, W, *, C: int, F: int, gamma: float, lam: float,
            rng: np.random.Generator) -> np.ndarray:
-    """Pick up to ``F`` points of ``X1_rest`` per pseudo-category: ``int64 (C, F)`` indices, -1 where none."""
+    """Pick up to ``F`` points of ``X_rest`` (no bias column) per pseudo-category.
+
+    Returns ``int64 (C, F)`` row indices into ``X_rest``, -1 where a category found fewer.
+    """
     Y = _ovr_labels(labels, C, X1_train.dtype, X1_train.device)
     Wf = fit_linear_svms(X1_train, Y, gamma=gamma, lam=lam)
     codes_train = (X1_train @ W >= 0).to(X1_train.dtype) * 2 - 1
     Wh = fit_linear_svms(add_bias(codes_train), Y, gamma=gamma, lam=lam)
-    codes_rest = (X1_rest @ W >= 0).to(X1_rest.dtype) * 2 - 1
-    score_f = (X1_rest @ Wf).cpu().numpy()
-    score_h = (add_bias(codes_rest) @ Wh).cpu().numpy()
-    rank = np.maximum(_rank_desc(score_f), _rank_desc(score_h))  # high in both
-    taken = np.zeros(X1_rest.shape[0], dtype=bool)
-    picked = -np.ones((C, F), dtype=np.int64)
-    order = np.argsort(rank, axis=0, kind="stable")
-    for c in rng.permutation(C):
-        free = order[:, c][~taken[order[:, c]]][:F]
-        picked[c, :free.size] = free
-        taken[free] = True
-    return picked
+    codes_rest = (_affine(X_rest, W) >= 0).to(X_rest.dtype) * 2 - 1
+    score_f = _affine(X_rest, Wf).cpu().numpy()
+    score_h = _affine(codes_rest, Wh).cpu().numpy()
+    n = X_rest.shape[0]
+    depth = min(n, 20 * F)
+    while True:
+        rank = np.maximum(_rank_desc(score_f, depth), _rank_desc(score_h, depth))  # high in both
+        taken = np.zeros(n, dtype=bool)
+        picked = -np.ones((C, F), dtype=np.int64)
+        short = False
+        for c in rng.permutation(C):
+            cand = np.flatnonzero(rank[:, c] < n)
+            cand = cand[np.argsort(rank[cand, c], kind="stable")]
+            free = cand[~taken[cand]][:F]
+            picked[c, :free.size] = free
+            taken[free] = True
+            short |= free.size < F
+        if not short or depth >= n:
+            return picked
+        depth = min(n, depth * 4)  # rare: the top lists were too short, look deeper
 
 
 def hypertrain_round(X: np.ndarray, params: RoundParams, seed, device: torch.device) -> RoundResult:
@@ -94,11 +114,12 @@ def hypertrain_round(X: np.ndarray, params: RoundParams, seed, device: torch.dev
     groups = max_min_sample(Xs, n_categories=p.n_categories, per_category=p.per_category,
                             n_candidates=p.n_candidates, rng=rng)
     labels = np.repeat(np.arange(p.n_categories), p.per_category)
-    X1 = add_bias(torch.as_tensor(Xs, device=device))
-    first = fit_dbc(X1[groups.ravel()], labels, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
+    Xt = torch.as_tensor(Xs, device=device)
+    X1_seed = add_bias(Xt[groups.ravel()])
+    first = fit_dbc(X1_seed, labels, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
                     lam2=p.lambda2, n_iter=p.n_iter, rng=rng)
     rest = np.setdiff1d(np.arange(Xs.shape[0]), groups.ravel())
-    picked = expand(X1[groups.ravel()], labels, X1[rest], first.W, C=p.n_categories, F=p.n_expand,
+    picked = expand(X1_seed, labels, Xt[rest], first.W, C=p.n_categories, F=p.n_expand,
                     gamma=p.gamma, lam=p.lambda1, rng=rng)
     n_hold = int(round(p.holdout * p.n_expand))
     train_idx, train_lab, hold_idx, hold_lab = [groups.ravel()], [labels], [], []
@@ -111,13 +132,13 @@ def hypertrain_round(X: np.ndarray, params: RoundParams, seed, device: torch.dev
         train_lab.append(np.full(max(0, got.size - n_hold), c))
     train_idx, train_lab = np.concatenate(train_idx), np.concatenate(train_lab)
     hold_idx, hold_lab = np.concatenate(hold_idx), np.concatenate(hold_lab)
-    second = fit_dbc(X1[train_idx], train_lab, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
+    second = fit_dbc(add_bias(Xt[train_idx]), train_lab, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
                      lam2=p.lambda2, n_iter=p.n_iter, W0=first.W)
     # Calibration targets: the majority bit of each pseudo-category's training codes.
     ones = np.zeros((p.n_categories, p.n_bits))
     np.add.at(ones, train_lab, second.codes.astype(np.float64))
     majority = ones * 2 >= np.bincount(train_lab, minlength=p.n_categories)[:, None]
-    S_hold = (X1[hold_idx] @ second.W).double().cpu().numpy()
+    S_hold = _affine(Xt[hold_idx], second.W).double().cpu().numpy()
     a, b = platt_fit(S_hold, majority[hold_lab])
     return RoundResult(W=second.W.float().cpu().numpy(), a=a.astype(np.float32), b=b.astype(np.float32),
                        history=[first.history, second.history])

@@ -54,12 +54,15 @@ class L1BitSelector(BaseEstimator):
         n_bits: bits to select (8 to 1024, a multiple of 8; default 16).
         C: inverse L1 regularisation strength. If the model keeps fewer than ``n_bits`` non-zero
             weights, ``C`` is doubled until it keeps enough (at most ``max_doublings`` times) and
-            ``C_`` / ``lowered_`` record it.
+            ``C_`` / ``lowered_`` record it; if that is still too few, ``filled_`` says how many
+            bits came from a dense model instead.
 
     Attributes:
         positions_: ``int64 (n_bits,)`` selected library bit positions, most important first.
         weights_: ``float64 (n_library_bits,)`` aggregated absolute weights.
         C_: the regularisation finally used; ``lowered_``: times it was relaxed.
+        filled_: bits taken from a dense L2 model because even the relaxed L1 model kept fewer
+            than ``n_bits`` weights (it keeps about as many as there are examples).
         n_library_bits_: width of the library codes seen in ``fit``.
     """
 
@@ -86,10 +89,20 @@ class L1BitSelector(BaseEstimator):
             C *= 2.0
             lowered += 1
         order = np.argsort(-weights, kind="stable")
+        nonzero = int(np.count_nonzero(weights))
+        filled = max(0, n_bits - nonzero)
+        if filled:
+            # An L1 model keeps at most about as many weights as it has examples: with very few,
+            # the rest of the code comes from the dense (L2) model's largest weights.
+            dense = LinearSVC(penalty="l2", loss="squared_hinge", C=float(self.C), max_iter=5000).fit(F, labels)
+            rest = np.abs(dense.coef_).sum(0)
+            rest[order[:nonzero]] = -np.inf
+            order = np.concatenate([order[:nonzero], np.argsort(-rest, kind="stable")])
         self.positions_ = order[:n_bits].astype(np.int64)
         self.weights_ = weights
         self.C_ = C
         self.lowered_ = lowered
+        self.filled_ = filled
         self.n_library_bits_ = packed.shape[1] * 8
         return self
 
