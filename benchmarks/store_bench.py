@@ -94,10 +94,6 @@ def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed
         ids = np.arange(n, dtype=np.int64)
         queries = rng.integers(0, 256, (nq, n_bits // 8), dtype=np.uint8)
         spec = EncoderSpec("bench", f"random-{seed}-{n_bits}", n_bits)
-        names = {m: f"bench_{m}_{n_bits}" for m in ("store_insert", "store_upsert", "bare_cols", "bare_upsert", "bare_rows")}
-        for name in names.values():
-            store.drop_collection(name)
-            store.create_collection(name, encoder=spec)
         r = {"backend": label, "n": n, "n_bits": n_bits, "queries": nq, "k": k}
         warm = f"bench_warmup_{n_bits}"  # first writes pay for connections and segment set-up
         store.drop_collection(warm)
@@ -105,16 +101,26 @@ def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed
         store.insert(warm, ids=ids[:BATCH], codes=codes[:BATCH], encoder=spec)
         bare_column_write(uri, warm, ids[BATCH:2 * BATCH], codes[BATCH:2 * BATCH])
         store.drop_collection(warm)
-        r["store_insert_rows_s"] = n / timed(lambda: store.insert(names["store_insert"], ids=ids, codes=codes, encoder=spec, batch_size=BATCH))
-        r["store_upsert_rows_s"] = n / timed(lambda: store.upsert(names["store_upsert"], ids=ids, codes=codes, encoder=spec, batch_size=BATCH))
-        r["bare_column_insert_rows_s"] = n / timed(lambda: bare_column_write(uri, names["bare_cols"], ids, codes))
-        r["bare_column_upsert_rows_s"] = n / timed(lambda: bare_column_write(uri, names["bare_upsert"], ids, codes, "upsert"))
-        r["bare_row_insert_rows_s"] = n / timed(lambda: bare_rows_insert(store._client, names["bare_rows"], ids, codes))
-        for name in names.values():
-            assert store.count(name) == n, name
-        for name in list(names.values())[1:]:
-            store.drop_collection(name)
-        target = names["store_insert"]
+        paths = {
+            "store_insert_rows_s": lambda name: store.insert(name, ids=ids, codes=codes, encoder=spec, batch_size=BATCH),
+            "bare_column_insert_rows_s": lambda name: bare_column_write(uri, name, ids, codes),
+            "store_upsert_rows_s": lambda name: store.upsert(name, ids=ids, codes=codes, encoder=spec, batch_size=BATCH),
+            "bare_column_upsert_rows_s": lambda name: bare_column_write(uri, name, ids, codes, "upsert"),
+            "bare_row_insert_rows_s": lambda name: bare_rows_insert(store._client, name, ids, codes),
+        }
+        # Each path writes all n rows into a fresh collection, twice, in opposite orders; the
+        # better of its two runs counts (the machine's background work hits both sides alike).
+        target = f"bench_target_{n_bits}"
+        for rep, order in enumerate((list(paths), list(paths)[::-1])):
+            for key in order:
+                name = target if (key == "store_insert_rows_s" and rep == 1) else f"bench_{rep}_{n_bits}"
+                store.drop_collection(name)
+                store.create_collection(name, encoder=spec)
+                rate = n / timed(lambda: paths[key](name))
+                r[key] = max(r.get(key, 0.0), rate)
+                assert store.count(name) == n, (key, name)
+                if name != target:
+                    store.drop_collection(name)
         wait_indexed(store, target)
         params = {"metric_type": "HAMMING", "params": {}}
         qbytes = codes_to_bytes(queries)

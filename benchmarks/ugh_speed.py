@@ -22,9 +22,8 @@ import time
 
 import numpy as np
 
-from common import RESULTS, pixel_features
+from common import RESULTS, cached_library, pixel_features
 
-from milvus_hash.ugh.library import UGHLibrary
 from milvus_hash.ugh.selection import L1BitSelector
 
 
@@ -33,15 +32,45 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare-rounds", type=int, default=10, help="rounds solved both ways for the comparison")
     args = p.parse_args(argv)
     Xtr, ytr, _, _ = pixel_features()
     out = {"rounds": args.rounds, "bits": args.rounds * 10, "jobs": args.jobs}
-    t0 = time.perf_counter()
-    lib = UGHLibrary(n_rounds=args.rounds, n_jobs=args.jobs, random_state=args.seed, progress=True).fit(Xtr)
-    out["hypertrain_s"] = time.perf_counter() - t0
+    lib, seconds = cached_library("pixels", Xtr, n_rounds=args.rounds, n_jobs=args.jobs, seed=args.seed, refresh=True)
+    out["hypertrain_s"] = seconds
     out["s_per_round_per_core"] = out["hypertrain_s"] * args.jobs / args.rounds
     print(f"hyper-training {out['bits']:,} bits ({args.rounds} rounds, {args.jobs} jobs): "
           f"{out['hypertrain_s']:.0f} s, {out['s_per_round_per_core']:.2f} s per round per core", flush=True)
+
+    # The straightforward solver on the same rounds (same seeds): time and quality side by side.
+    import torch
+
+    from milvus_hash.ugh.hypertrain import RoundParams, hypertrain_round
+
+    torch.set_num_threads(1)
+    seeds = np.random.SeedSequence(args.seed).spawn(args.rounds)[: args.compare_rounds]
+    held = Xtr[-5000:]
+    timing = {"batched": [], "liblinear": []}
+    results = {}
+    for solver in timing:
+        results[solver] = []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            results[solver].append(hypertrain_round(Xtr, RoundParams(solver=solver), seed, torch.device("cpu")))
+            timing[solver].append(time.perf_counter() - t0)
+    agree, obj_ratio = [], []
+    for rb, rl in zip(results["batched"], results["liblinear"]):
+        bits_b = (held @ rb.W[:-1] + rb.W[-1]) * rb.a + rb.b >= 0
+        bits_l = (held @ rl.W[:-1] + rl.W[-1]) * rl.a + rl.b >= 0
+        agree.append((bits_b == bits_l).mean())
+        obj_ratio.append(rb.history[1][-1] / rl.history[1][-1])
+    out.update(round_s_batched=float(np.mean(timing["batched"])), round_s_liblinear=float(np.mean(timing["liblinear"])),
+               bit_agreement=float(np.mean(agree)), dbc_objective_ratio=float(np.mean(obj_ratio)))
+    print(f"one round on one core, {len(seeds)} rounds: batched solver {out['round_s_batched']:.2f} s, "
+          f"liblinear per SVM {out['round_s_liblinear']:.2f} s ({out['round_s_liblinear'] / out['round_s_batched']:.1f}x); "
+          f"same seeds: {out['bit_agreement']:.1%} of bits agree on 5,000 images, final DBC objective "
+          f"ratio {out['dbc_objective_ratio']:.4f} (batched / liblinear; the objective is negative: above 1 is better)",
+          flush=True)
 
     X = Xtr[:20000]
     lib.transform(X[:512])
@@ -59,7 +88,6 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(args.seed)
     lab = np.concatenate([rng.choice(np.flatnonzero(ytr == c), 10, replace=False) for c in range(10)])
-    lib_codes = codes if lab.max() < len(codes) else lib.transform(Xtr[lab])
     lib_codes = lib.transform(Xtr[lab])
     t0 = time.perf_counter()
     sel = L1BitSelector(16).fit(lib_codes, ytr[lab])

@@ -9,7 +9,12 @@ import yaml
 from .errors import InvalidInputError, expected
 
 STORE_KEYS = {"uri": str, "timeout": (int, float), "consistency_level": str}
-SECTIONS = {"store": STORE_KEYS}
+_INT, _NUM = (int,), (int, float)
+UGH_KEYS = {"n_subset": _INT, "n_candidates": _INT, "n_categories": _INT, "per_category": _INT,
+            "bits_per_round": _INT, "n_expand": _INT, "n_rounds": _INT, "gamma": _NUM, "lambda1": _NUM,
+            "lambda2": (int, float, type(None)), "n_iter": _INT, "holdout": _NUM, "n_jobs": _INT,
+            "random_state": (int, type(None)), "solver": (str,)}
+SECTIONS = {"store": STORE_KEYS, "ugh": UGH_KEYS}
 
 
 def load_config(path: str | Path) -> dict:
@@ -33,5 +38,6 @@ def load_config(path: str | Path) -> dict:
             if kinds is None:
                 raise expected(f"config {section}", f"keys among {sorted(SECTIONS[section])}", repr(key))
             if not isinstance(value, kinds) or isinstance(value, bool):
-                raise expected(f"config {section}.{key}", f"a {getattr(kinds, '__name__', 'number')}", repr(value))
+                names = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+                raise expected(f"config {section}.{key}", f"a value of type {names}", repr(value))
     return data

@@ -318,13 +318,18 @@ class HashStore:
         ids = as_ids(ids, n=n)
         if n == 0:
             return 0
-        if np.unique(ids).shape[0] != n:
-            raise expected("ids", "unique ids", f"{n - np.unique(ids).shape[0]} duplicated")
+        duplicated = _count_duplicates(ids)
+        if duplicated:
+            raise expected("ids", "unique ids", f"{duplicated} duplicated")
+        given_sources, given_metadata = sources is not None, metadata is not None
         sources = _column(sources, n, "sources", _clean_source)
         labels = _column(labels, n, "labels", _clean_label)
         metadata = _column(metadata, n, "metadata", _clean_metadata)
-        row_bytes = codes.shape[1] + 64 + max((len(s) for s in sources), default=0) + \
-            max((len(json.dumps(m)) for m in metadata if m), default=0)
+        row_bytes = codes.shape[1] + 64
+        if given_sources:
+            row_bytes += max((len(s) for s in sources), default=0)
+        if given_metadata:
+            row_bytes += max((len(json.dumps(m)) for m in metadata if m), default=0)
         step = max(1, min(batch_size, _BATCH_BYTES // row_bytes))
         orm = None
         with translate_errors(mode, self.target, collection):
@@ -517,6 +522,14 @@ class HashStore:
 
 
 # ---------------------------------------------------------------------- helpers
+def _count_duplicates(ids: np.ndarray) -> int:
+    """How many ids repeat an earlier one (O(n) when ids are increasing, as ranges and resumed runs are)."""
+    if ids.shape[0] < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return 0
+    s = np.sort(ids)
+    return int((s[1:] == s[:-1]).sum())
+
+
 def _check_output_fields(output_fields) -> list[str]:
     if output_fields is None:
         return []

@@ -191,3 +191,16 @@ def test_library_file_checks(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(InvalidInputError, match="a UGH library file"):
         UGHLibrary.load(tmp_path / "other.npz")
+
+
+def test_shipped_config_holds_the_papers_hyper_parameters():
+    from pathlib import Path
+
+    from milvus_hash.config import load_config
+
+    conf = load_config(Path(__file__).resolve().parents[1] / "configs" / "ugh.yaml")["ugh"]
+    lib = UGHLibrary(**conf)
+    paper = dict(n_subset=20_000, n_candidates=50, n_categories=30, per_category=6, bits_per_round=10,
+                 n_expand=50, n_rounds=2_000, gamma=1.0, lambda1=1.0)
+    assert {k: lib.get_params()[k] for k in paper} == paper
+    assert {k: UGHLibrary().get_params()[k] for k in paper} == paper  # the estimator's defaults too

@@ -38,14 +38,14 @@ def test_selected_bits_beat_random_library_bits_on_unseen_categories(unseen_setu
     gains = []
     for draw in range(3):
         r = np.random.default_rng(draw)
-        lab = np.concatenate([r.choice(np.flatnonzero(y == c), 5, replace=False) for c in np.unique(y)])
+        lab = np.concatenate([r.choice(np.flatnonzero(y == c), 10, replace=False) for c in np.unique(y)])
         sel = L1BitSelector(16).fit(codes[lab], y[lab])
         assert sel.positions_.shape == (16,) and len(np.unique(sel.positions_)) == 16
         chosen = mean_average_precision(sel.transform(codes[queries]), y[queries], sel.transform(codes), y)
         pos = r.choice(lib.n_bits_, 16, replace=False)
         rand = mean_average_precision(select_bits(codes[queries], pos), y[queries], select_bits(codes, pos), y)
         gains.append(chosen - rand)
-    assert np.mean(gains) > 0.02, gains
+    assert np.mean(gains) > 0.05, gains  # measured: +0.11 to +0.20 (with 3-5 examples it is noise)
 
 
 def test_one_category_with_background(unseen_setup):
@@ -113,3 +113,37 @@ def test_itq_hashers():
     with pytest.raises(InvalidInputError, match="projection"):
         ITQHasher(16, projection="lda").fit(X)
     assert pca.encoder_spec().kind == "pca-itq" and cca.encoder_spec().kind == "cca-itq"
+
+
+def test_cca_coder_beats_random_bits_and_l1_on_unseen_categories(unseen_setup):
+    from milvus_hash.ugh.fewshot import CCACoder
+
+    lib, codes, y = unseen_setup
+    rng = np.random.default_rng(1)
+    queries = rng.choice(len(y), 300, replace=False)
+    ours, l1 = [], []
+    for draw in range(3):
+        r = np.random.default_rng(draw)
+        lab = np.concatenate([r.choice(np.flatnonzero(y == c), 3, replace=False) for c in np.unique(y)])
+        coder = CCACoder(16, random_state=draw).fit(codes[lab], y[lab], background=codes)
+        assert coder.projection_.shape == (lib.n_bits_, 16)
+        cat = coder.transform(codes)
+        assert cat.shape == (len(codes), 2)
+        ours.append(mean_average_precision(cat[queries], y[queries], cat, y))
+        sel = L1BitSelector(16).fit(codes[lab], y[lab])
+        l1.append(mean_average_precision(sel.transform(codes[queries]), y[queries], sel.transform(codes), y))
+    assert np.mean(ours) > np.mean(l1), (ours, l1)
+
+
+def test_cca_coder_input_checks(unseen_setup):
+    from milvus_hash.ugh.fewshot import CCACoder
+
+    _, codes, y = unseen_setup
+    with pytest.raises(InvalidInputError, match="background: expected unlabeled library codes"):
+        CCACoder(16).fit(codes[:20], y[:20], background=None)
+    with pytest.raises(InvalidInputError, match="n_bits"):
+        CCACoder(12).fit(codes[:20], y[:20], background=codes)
+    with pytest.raises(InvalidInputError, match="background: expected 32 bytes per code"):
+        CCACoder(16).fit(codes[:20], y[:20], background=codes[:, :4])
+    one = CCACoder(8).fit(codes[y == 22][:5], y[y == 22][:5], background=codes)  # one category + background
+    assert one.transform(codes[:3]).shape == (3, 1)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .svm import fit_linear_svms
+from .svm import solve_svms
 
 
 @dataclass
@@ -99,7 +99,7 @@ def update_codes(H: np.ndarray, labels: np.ndarray, S: np.ndarray, *, lam1: floa
 
 def fit_dbc(X1: torch.Tensor, labels: np.ndarray, *, n_bits: int, gamma: float = 1.0, lam1: float = 1.0,
             lam2: float | None = None, n_iter: int = 10, W0: torch.Tensor | None = None,
-            rng: np.random.Generator | None = None, svm_newton: int = 4) -> DBCResult:
+            rng: np.random.Generator | None = None, svm_newton: int = 3, solver: str = "batched") -> DBCResult:
     """Learn ``n_bits`` hash functions on points ``X1 (n, d1)`` (bias column included) with labels ``(n,)``.
 
     ``lam2=None`` balances the two pair sums: ``lam2 = within pairs / between pairs``. Starts from
@@ -124,9 +124,9 @@ def fit_dbc(X1: torch.Tensor, labels: np.ndarray, *, n_bits: int, gamma: float =
         warm = W0 is not None or it > 0
         # Warm-started solves need few Newton steps: the codes change little between iterations,
         # and the alternation goes on anyway. Each step only ever lowers the objective.
-        W = fit_linear_svms(X1, torch.as_tensor(2.0 * H - 1.0, dtype=X1.dtype, device=X1.device),
-                            gamma=gamma, lam=lam1, W0=W if warm else None,
-                            max_newton=svm_newton if warm else 30)
+        W = solve_svms(X1, torch.as_tensor(2.0 * H - 1.0, dtype=X1.dtype, device=X1.device),
+                       solver=solver, gamma=gamma, lam=lam1, W0=W if warm else None,
+                       max_newton=svm_newton if warm else 30)
         S = (X1 @ W).double().cpu().numpy()
         H_new = update_codes(H, labels, S, lam1=lam1, lam2=lam2)
         history.append(dbc_objective(H_new, labels, S, W.double(), gamma=gamma, lam1=lam1, lam2=lam2))

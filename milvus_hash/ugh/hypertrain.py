@@ -22,7 +22,7 @@ import torch
 from .calibration import platt_fit
 from .dbc import fit_dbc
 from .sampling import max_min_sample
-from .svm import add_bias, fit_linear_svms
+from .svm import add_bias, solve_svms
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class RoundParams:
     lambda1: float = 1.0
     lambda2: float | None = None  # None: within pairs / between pairs
     n_iter: int = 10
+    solver: str = "batched"       # or "liblinear": one LinearSVC per hash function (the reference)
 
 
 @dataclass
@@ -72,15 +73,15 @@ def _affine(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def expand(X1_train, labels, X_rest, W, *, C: int, F: int, gamma: float, lam: float,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator, solver: str = "batched") -> np.ndarray:
     """Pick up to ``F`` points of ``X_rest`` (no bias column) per pseudo-category.
 
     Returns ``int64 (C, F)`` row indices into ``X_rest``, -1 where a category found fewer.
     """
     Y = _ovr_labels(labels, C, X1_train.dtype, X1_train.device)
-    Wf = fit_linear_svms(X1_train, Y, gamma=gamma, lam=lam)
+    Wf = solve_svms(X1_train, Y, solver=solver, gamma=gamma, lam=lam)
     codes_train = (X1_train @ W >= 0).to(X1_train.dtype) * 2 - 1
-    Wh = fit_linear_svms(add_bias(codes_train), Y, gamma=gamma, lam=lam)
+    Wh = solve_svms(add_bias(codes_train), Y, solver=solver, gamma=gamma, lam=lam)
     codes_rest = (_affine(X_rest, W) >= 0).to(X_rest.dtype) * 2 - 1
     score_f = _affine(X_rest, Wf).cpu().numpy()
     score_h = _affine(codes_rest, Wh).cpu().numpy()
@@ -117,10 +118,10 @@ def hypertrain_round(X: np.ndarray, params: RoundParams, seed, device: torch.dev
     Xt = torch.as_tensor(Xs, device=device)
     X1_seed = add_bias(Xt[groups.ravel()])
     first = fit_dbc(X1_seed, labels, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
-                    lam2=p.lambda2, n_iter=p.n_iter, rng=rng)
+                    lam2=p.lambda2, n_iter=p.n_iter, rng=rng, solver=p.solver)
     rest = np.setdiff1d(np.arange(Xs.shape[0]), groups.ravel())
     picked = expand(X1_seed, labels, Xt[rest], first.W, C=p.n_categories, F=p.n_expand,
-                    gamma=p.gamma, lam=p.lambda1, rng=rng)
+                    gamma=p.gamma, lam=p.lambda1, rng=rng, solver=p.solver)
     n_hold = int(round(p.holdout * p.n_expand))
     train_idx, train_lab, hold_idx, hold_lab = [groups.ravel()], [labels], [], []
     for c in range(p.n_categories):
@@ -133,7 +134,7 @@ def hypertrain_round(X: np.ndarray, params: RoundParams, seed, device: torch.dev
     train_idx, train_lab = np.concatenate(train_idx), np.concatenate(train_lab)
     hold_idx, hold_lab = np.concatenate(hold_idx), np.concatenate(hold_lab)
     second = fit_dbc(add_bias(Xt[train_idx]), train_lab, n_bits=p.n_bits, gamma=p.gamma, lam1=p.lambda1,
-                     lam2=p.lambda2, n_iter=p.n_iter, W0=first.W)
+                     lam2=p.lambda2, n_iter=p.n_iter, W0=first.W, solver=p.solver)
     # Calibration targets: the majority bit of each pseudo-category's training codes.
     ones = np.zeros((p.n_categories, p.n_bits))
     np.add.at(ones, train_lab, second.codes.astype(np.float64))

@@ -55,6 +55,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         lambda2: DBC's between-category weight; None balances the two pair sums.
         n_iter: DBC alternations at most (fewer when the codes stop changing).
         holdout: share of the expansion held out for calibration.
+        solver: "batched" (all SVMs of a round in one truncated-Newton solve, default) or
+            "liblinear" (one LinearSVC per SVM: the straightforward reference, several times slower).
         n_jobs: rounds run in parallel (processes).
         random_state: seed of the whole library.
         device: "auto" (CUDA when present), "cpu" or "cuda".
@@ -70,8 +72,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
     def __init__(self, *, n_subset: int = 20_000, n_candidates: int = 50, n_categories: int = 30,
                  per_category: int = 6, bits_per_round: int = 10, n_expand: int = 50, n_rounds: int = 2_000,
                  gamma: float = 1.0, lambda1: float = 1.0, lambda2: float | None = None, n_iter: int = 10,
-                 holdout: float = 0.1, n_jobs: int = 1, random_state: int | None = 0, device: str = "auto",
-                 progress: bool = False):
+                 holdout: float = 0.1, solver: str = "batched", n_jobs: int = 1, random_state: int | None = 0,
+                 device: str = "auto", progress: bool = False):
         self.n_subset = n_subset
         self.n_candidates = n_candidates
         self.n_categories = n_categories
@@ -84,6 +86,7 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         self.lambda2 = lambda2
         self.n_iter = n_iter
         self.holdout = holdout
+        self.solver = solver
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.device = device
@@ -113,13 +116,18 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
                 raise expected(name, "a positive number", repr(value))
+        from .svm import SOLVERS
+
+        if self.solver not in SOLVERS:
+            raise expected("solver", f"one of {sorted(SOLVERS)}", repr(self.solver))
         if self.lambda2 is not None and (not isinstance(self.lambda2, (int, float)) or self.lambda2 < 0):
             raise expected("lambda2", "None or a non-negative number", repr(self.lambda2))
         return RoundParams(n_subset=self.n_subset, n_candidates=self.n_candidates,
                            n_categories=self.n_categories, per_category=self.per_category,
                            n_bits=self.bits_per_round, n_expand=self.n_expand, holdout=self.holdout,
                            gamma=float(self.gamma), lambda1=float(self.lambda1),
-                           lambda2=None if self.lambda2 is None else float(self.lambda2), n_iter=self.n_iter)
+                           lambda2=None if self.lambda2 is None else float(self.lambda2), n_iter=self.n_iter,
+                           solver=self.solver)
 
     def _device(self) -> str:
         if self.device == "auto":
