@@ -204,9 +204,12 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         """Packed library codes ``uint8 (n, n_bits // 8)``."""
         check_is_fitted(self, "W_")
         X = self._check_X(X)
+        # a * (x.w + w0) + b >= 0  <=>  x.(a w) >= -(a w0 + b): one product and one comparison.
+        Wa = self.W_[:-1] * self.a_
+        threshold = -(self.W_[-1] * self.a_ + self.b_)
         out = np.empty((X.shape[0], self.n_bits_ // 8), dtype=np.uint8)
         for start in range(0, X.shape[0], _ENCODE_ROWS):
-            out[start:start + _ENCODE_ROWS] = pack_bits(self._logits(X[start:start + _ENCODE_ROWS]) >= 0)
+            out[start:start + _ENCODE_ROWS] = np.packbits(X[start:start + _ENCODE_ROWS] @ Wa >= threshold, axis=1)
         return out
 
     # ------------------------------------------------------------------ identity and files
