@@ -146,6 +146,7 @@ class LocalMilvusServer:
             if _READY_MARK not in self._log_since_start():
                 time.sleep(0.5)
                 continue
+            self._adopt_actual_ports()
             try:
                 client = MilvusClient(uri=self.uri, timeout=3)
                 try:
@@ -159,6 +160,29 @@ class LocalMilvusServer:
         raise MilvusUnavailableError(
             f"milvus-server at {self.uri} did not answer within {self.startup_timeout:.0f} s "
             f"(last error: {last_error}); log tail:\n{self.log_tail()}")
+
+    def _adopt_actual_ports(self) -> None:
+        """Read the ports the wrapper really used from the configuration it wrote.
+
+        The wrapper probes each requested port and silently takes the next one when it cannot
+        bind (a port in TIME_WAIT after a stop, say), so the requested port is only a wish.
+        """
+        import yaml
+
+        try:
+            cfg = yaml.safe_load((self.data_dir / "configs" / "milvus.yaml").read_text())
+            port = int(cfg["proxy"]["port"])
+        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+            return
+        if port != self.port:
+            self.port = port
+            record = self.data_dir / "ports.json"
+            try:
+                ports = json.loads(record.read_text())
+                ports["proxy-port"] = port
+                record.write_text(json.dumps(ports))
+            except (OSError, ValueError):
+                pass
 
     def _log_since_start(self) -> str:
         try:

@@ -92,9 +92,8 @@ def test_server_that_goes_away_gives_retryable_error_and_data_survives_restart(t
     assert err.value.retryable
     assert time.monotonic() - start < 5 + 10
     store.close()
-    # Restarted on the same data directory (it keeps its ports): the rows are still there.
+    # Restarted on the same data directory (it asks for the same ports): the rows are still there.
     with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as again:
-        assert again.uri == server.uri
         with HashStore(again.uri) as store2:
             assert store2.count("survivor") == 100
             assert store2.describe_collection("survivor").encoder == spec
