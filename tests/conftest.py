@@ -74,3 +74,12 @@ def make_spec(n_bits: int, kind: str = "test", seed: int = 0) -> EncoderSpec:
 
 def random_codes(n: int, n_bits: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, n_bits // 8), dtype=np.uint8)
+
+
+def clustered(n=3000, d=32, k=40, spread=1.0, seed=0):
+    """Unit-norm features around ``k`` random centres, and their cluster labels."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)) * 2
+    y = rng.integers(0, k, n)
+    X = (centers[y] + spread * rng.standard_normal((n, d))).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), y

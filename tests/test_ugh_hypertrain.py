@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import clustered
 from milvus_hash import InvalidInputError, hamming_topk
 from milvus_hash.ugh.calibration import platt_fit
 from milvus_hash.ugh.dbc import dbc_objective, fit_dbc, pair_costs, update_codes
 from milvus_hash.ugh.library import UGHLibrary
 from milvus_hash.ugh.sampling import max_min_sample
 from milvus_hash.ugh.svm import add_bias, fit_linear_svms, objective
-
-
-def clustered(n=3000, d=32, k=40, spread=1.0, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((k, d)) * 2
-    y = rng.integers(0, k, n)
-    X = (centers[y] + spread * rng.standard_normal((n, d))).astype(np.float32)
-    return X / np.linalg.norm(X, axis=1, keepdims=True), y
 
 
 def test_batched_svms_reach_liblinears_optimum():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import clustered
 from milvus_hash import InvalidInputError, select_bits
 from milvus_hash.eval import mean_average_precision
 from milvus_hash.itq import ITQHasher, itq_rotation
@@ -12,18 +13,10 @@ from milvus_hash.ugh.library import UGHLibrary
 from milvus_hash.ugh.selection import L1BitSelector
 
 
-def clustered(n, d, k, seed, spread=1.3):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((k, d)) * 2
-    y = rng.integers(0, k, n)
-    X = (centers[y] + spread * rng.standard_normal((n, d))).astype(np.float32)
-    return X / np.linalg.norm(X, axis=1, keepdims=True), y
-
-
 @pytest.fixture(scope="module")
 def unseen_setup():
     """A library hyper-trained on clusters 0-19 only; few-shot retrieval on clusters 20-29."""
-    X, y = clustered(6000, 32, 30, seed=3)
+    X, y = clustered(6000, 32, 30, spread=1.3, seed=3)
     seen = y < 20
     lib = UGHLibrary(n_subset=2500, n_categories=20, per_category=5, n_expand=25, bits_per_round=8,
                      n_rounds=32, random_state=0).fit(X[seen])
@@ -99,7 +92,7 @@ def test_itq_rotation_lowers_quantization_loss():
 
 
 def test_itq_hashers():
-    X, y = clustered(2000, 32, 10, seed=1)
+    X, y = clustered(2000, 32, 10, spread=1.3, seed=1)
     pca = ITQHasher(16).fit(X)
     codes = pca.transform(X)
     assert codes.shape == (2000, 2)
