@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     X = Xtr[:20000]
     lib.transform(X[:512])
     t0 = time.perf_counter()
-    codes = lib.transform(X)
+    lib.transform(X)
     enc = time.perf_counter() - t0
     W = lib.W_[:-1]
     t0 = time.perf_counter()

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._validation import fitted_features
 from .codes import check_n_bits, pack_bits
 from .encoder import EncoderSpec, fingerprint
 from .errors import InvalidInputError, expected
@@ -101,10 +102,7 @@ class ITQHasher(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        check_is_fitted(self, "projection_")
-        X = check_array(X, dtype=(np.float32, np.float64), input_name="X")
-        if X.shape[1] != self.n_features_in_:
-            raise expected("X", f"{self.n_features_in_} features per row (as in fit)", f"{X.shape[1]}")
+        X = fitted_features(self, X, "projection_")
         return pack_bits((X - self.mean_) @ self.projection_ >= 0)
 
     def encoder_spec(self) -> EncoderSpec:

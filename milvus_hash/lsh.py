@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._validation import fitted_features
 from .codes import check_n_bits, pack_bits
 from .encoder import EncoderSpec, fingerprint
 from .errors import expected
@@ -48,10 +49,7 @@ class LSHHasher(TransformerMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """Projections ``float32 (n, n_bits)``; a bit is 1 where its projection is >= 0."""
-        check_is_fitted(self, "components_")
-        X = check_array(X, dtype=(np.float32, np.float64), input_name="X")
-        if X.shape[1] != self.n_features_in_:
-            raise expected("X", f"{self.n_features_in_} features per row (as in fit)", f"{X.shape[1]}")
+        X = fitted_features(self, X, "components_")
         return (X.astype(np.float32, copy=False) - self.mean_) @ self.components_
 
     def transform(self, X) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..codes import check_n_bits, pack_bits
+from ..codes import check_n_bits
 from ..encoder import EncoderSpec, fingerprint
 from ..errors import expected
 from .hypertrain import RoundParams, hypertrain_round
