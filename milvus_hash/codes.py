@@ -99,6 +99,11 @@ def unpack_bits(codes: np.ndarray, *, n_bits: int | None = None) -> np.ndarray:
     return np.unpackbits(codes, axis=1)
 
 
+def signed_bits(codes: np.ndarray) -> np.ndarray:
+    """Codes as a ±1 ``float32`` matrix ``(n, n_bits)`` (bit 1 -> +1, bit 0 -> -1), for linear models."""
+    return unpack_bits(codes).astype(np.float32) * 2.0 - 1.0
+
+
 def select_bits(codes: np.ndarray, positions: object, *, n_bits: int | None = None) -> np.ndarray:
     """Build shorter codes from chosen bit positions of longer ones.
 

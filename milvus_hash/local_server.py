@@ -129,8 +129,11 @@ class LocalMilvusServer:
             ports.setdefault(opt, free_port())
         if self.port is not None:
             ports["proxy-port"] = self.port
-        record.write_text(json.dumps(ports))
+        self._save_ports(ports)
         return ports
+
+    def _save_ports(self, ports: dict[str, int]) -> None:
+        (self.data_dir / "ports.json").write_text(json.dumps(ports))
 
     def _wait_ready(self) -> None:
         from pymilvus import MilvusClient  # deferred: importing pymilvus is slow
@@ -176,13 +179,11 @@ class LocalMilvusServer:
             return
         if port != self.port:
             self.port = port
-            record = self.data_dir / "ports.json"
             try:
-                ports = json.loads(record.read_text())
-                ports["proxy-port"] = port
-                record.write_text(json.dumps(ports))
+                ports = json.loads((self.data_dir / "ports.json").read_text())
             except (OSError, ValueError):
-                pass
+                return
+            self._save_ports({**ports, "proxy-port": port})
 
     def _log_since_start(self) -> str:
         try:

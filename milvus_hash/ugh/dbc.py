@@ -83,7 +83,6 @@ def update_codes(H: np.ndarray, labels: np.ndarray, S: np.ndarray, *, lam1: floa
             improve = cost[best, np.arange(H.shape[1])] < current - 1e-9 * (1 + np.abs(current))
             if improve.any():
                 cols = np.flatnonzero(improve)
-                new = np.zeros((nc, cols.size), dtype=bool)
                 rank = np.empty_like(orders[c][:, cols])
                 np.put_along_axis(rank, orders[c][:, cols], np.arange(nc)[:, None].repeat(cols.size, 1), 0)
                 new = rank < best[cols][None, :]

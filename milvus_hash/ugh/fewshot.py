@@ -26,16 +26,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted
 
-from ..codes import as_codes, check_n_bits, pack_bits, unpack_bits
+from ..codes import as_codes, check_n_bits, pack_bits, signed_bits
 from ..errors import expected
 from ..itq import itq_rotation
 
 _CHUNK = 4096
-
-
-def signed_bits(codes: np.ndarray) -> np.ndarray:
-    """Packed codes as ±1 ``float32 (n, n_bits)``."""
-    return unpack_bits(codes).astype(np.float32) * 2.0 - 1.0
 
 
 def span_cca(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float) -> np.ndarray:
@@ -166,4 +161,4 @@ class CCACoder(BaseEstimator):
         return out
 
 
-__all__ = ["CCACoder", "span_cca", "fill_directions", "signed_bits"]
+__all__ = ["CCACoder", "span_cca", "fill_directions"]

@@ -20,6 +20,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._validation import fitted_features
 from ..codes import check_n_bits
 from ..encoder import EncoderSpec, fingerprint
 from ..errors import expected
@@ -139,10 +140,7 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         return self.device
 
     def _check_X(self, X) -> np.ndarray:
-        X = check_array(X, dtype=(np.float32, np.float64), input_name="X")
-        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
-            raise expected("X", f"{self.n_features_in_} features per row (as in fit)", f"{X.shape[1]}")
-        return _normalise(X)
+        return _normalise(fitted_features(self, X, "W_"))
 
     # ------------------------------------------------------------------ fit / transform
     def fit(self, X, y=None) -> "UGHLibrary":
@@ -168,19 +166,18 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         n_jobs = int(self.n_jobs)
         if n_jobs == 0 or isinstance(self.n_jobs, bool):
             raise expected("n_jobs", "a non-zero int (-1: all cores)", repr(self.n_jobs))
-        jobs = (delayed(_run_round)(X, params, seed, device) for seed in seeds)
         bar = tqdm(total=len(seeds), desc="UGH rounds", unit="round", disable=not self.progress)
         out = []
         if n_jobs == 1 or device == "cuda":
             threads = torch.get_num_threads()
             try:
-                for job in jobs:
-                    fn, args, kwargs = job
-                    out.append(fn(*args, **kwargs))
+                for seed in seeds:
+                    out.append(_run_round(X, params, seed, device))
                     bar.update()
             finally:
                 torch.set_num_threads(threads)
         else:
+            jobs = (delayed(_run_round)(X, params, seed, device) for seed in seeds)
             for result in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
                 out.append(result)
                 bar.update()
@@ -189,7 +186,6 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated outputs ``float32 (n, n_bits)`` in (0, 1); a bit is 1 where it is >= 0.5."""
-        check_is_fitted(self, "W_")
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.n_bits_), dtype=np.float32)
         for start in range(0, X.shape[0], _ENCODE_ROWS):
@@ -202,7 +198,6 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Packed library codes ``uint8 (n, n_bits // 8)``."""
-        check_is_fitted(self, "W_")
         X = self._check_X(X)
         # a * (x.w + w0) + b >= 0  <=>  x.(a w) >= -(a w0 + b): one product and one comparison.
         Wa = self.W_[:-1] * self.a_

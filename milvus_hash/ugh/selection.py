@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ..codes import as_codes, check_n_bits, select_bits, unpack_bits
+from ..codes import as_codes, check_n_bits, select_bits, signed_bits
 from ..errors import InvalidInputError, expected
 
 
@@ -44,7 +44,7 @@ def labeled_codes(codes, y, background=None) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidInputError(
             f"y: expected examples of at least two categories, or background codes for one category, "
             f"received only {classes.tolist()!r} and no background")
-    return unpack_bits(codes).astype(np.float32) * 2 - 1, y
+    return signed_bits(codes), y
 
 
 class L1BitSelector(BaseEstimator):
