@@ -15,6 +15,9 @@ from ingestion.idx import load_fashion_mnist  # noqa: E402
 from milvus_hash.ugh.library import UGHLibrary  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+#: The base CNN of the UGH issue's second feature space: trained with labels on these classes only.
+BASE_CLASSES = (0, 1, 2, 3, 4)
+BASE_CNN = RESULTS / "small_cnn_fmnist_classes0-4.pt"
 
 
 def pixel_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -22,13 +25,50 @@ def pixel_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     mean, L2-normalised. Returns ``Xtrain (60000, 784), ytrain, Xtest (10000, 784), ytest``."""
     Xtr, ytr = load_fashion_mnist(split="train")
     Xte, yte = load_fashion_mnist(split="test")
-    Xtr = Xtr.reshape(len(Xtr), -1).astype(np.float32) / 255.0
-    Xte = Xte.reshape(len(Xte), -1).astype(np.float32) / 255.0
+    Xtr, Xte = _centre_normalise(Xtr.reshape(len(Xtr), -1).astype(np.float32) / 255.0,
+                                 Xte.reshape(len(Xte), -1).astype(np.float32) / 255.0)
+    return Xtr, ytr, Xte, yte
+
+
+def _centre_normalise(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = Xtr.mean(0)
     Xtr, Xte = Xtr - mean, Xte - mean
     Xtr /= np.maximum(np.linalg.norm(Xtr, axis=1, keepdims=True), 1e-12)
     Xte /= np.maximum(np.linalg.norm(Xte, axis=1, keepdims=True), 1e-12)
-    return Xtr, ytr, Xte, yte
+    return Xtr, Xte
+
+
+def cnn_features(weights=BASE_CNN) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST through the base CNN (``benchmarks/base_cnn.py``), loaded with
+    ``get_backbone("small_cnn", weights=path)`` and fed through its own transform, as the pipeline
+    does; its 256-D features centred on the training mean and L2-normalised (like the pixels).
+    Cached in ``benchmarks/results``. Returns ``Xtrain (60000, 256), ytrain, Xtest (10000, 256), ytest``."""
+    import torch
+    from PIL import Image
+
+    from ingestion.backbones import get_backbone
+
+    if not Path(weights).exists():
+        raise SystemExit(f"{weights} is missing: run benchmarks/base_cnn.py first")
+    cache = RESULTS / f"features_{Path(weights).stem}.npz"
+    backbone = get_backbone("small_cnn", weights=weights)
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["fingerprint"]) == backbone.fingerprint:
+                Xtr, Xte = _centre_normalise(z["Xtr"], z["Xte"])
+                return Xtr, z["ytr"], Xte, z["yte"]
+    feats = {}
+    for split in ("train", "test"):
+        X, y = load_fashion_mnist(split=split)
+        out = []
+        for s in range(0, len(X), 1000):
+            batch = torch.stack([backbone.transform(Image.fromarray(im)) for im in X[s:s + 1000]])
+            out.append(backbone(batch).numpy())
+        feats[split] = (np.concatenate(out), y)
+    np.savez(cache, Xtr=feats["train"][0], ytr=feats["train"][1], Xte=feats["test"][0], yte=feats["test"][1],
+             fingerprint=backbone.fingerprint)
+    Xtr, Xte = _centre_normalise(feats["train"][0], feats["test"][0])
+    return Xtr, feats["train"][1], Xte, feats["test"][1]
 
 
 def cached_library(name: str, X: np.ndarray, *, n_rounds: int, n_jobs: int = 2, seed: int = 0,

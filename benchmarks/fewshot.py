@@ -1,4 +1,8 @@
-"""The UGH paper's few-shot protocol on Fashion-MNIST pixels, every method on the same features.
+"""The UGH paper's few-shot protocol on Fashion-MNIST, every method on the same features.
+
+Two feature spaces: ``--features pixels`` (all ten classes) and ``--features cnn``, the paper's
+setting in miniature: the 256-D features of a small CNN trained with labels on classes 0-4 only
+(``benchmarks/base_cnn.py``), and the protocol on the unseen classes 5-9.
 
 Hyper-train the library on the 60,000 training images without labels. For n labeled training images
 per class, learn a 16-bit code; the database is the 60,000 training images, the queries 1,000 test
@@ -14,7 +18,8 @@ database): the setting for choosing hyper-parameters without looking at the quer
 
 Usage::
 
-    .venv/bin/python benchmarks/fewshot.py                      # 20,000-bit library, 5 draws
+    .venv/bin/python benchmarks/fewshot.py                      # pixels, 20,000-bit library, 5 draws
+    .venv/bin/python benchmarks/base_cnn.py && .venv/bin/python benchmarks/fewshot.py --features cnn
     .venv/bin/python benchmarks/fewshot.py --rounds 500 --draws 2 --shots 1 5 10
 """
 
@@ -27,7 +32,7 @@ import time
 
 import numpy as np
 
-from common import RESULTS, cached_library, pixel_features
+from common import BASE_CLASSES, RESULTS, cached_library, cnn_features, pixel_features
 
 from milvus_hash.codes import select_bits
 from milvus_hash.eval import average_precisions, mean_average_precision, precision_within_radius
@@ -49,10 +54,15 @@ def cosine_map(Xq, yq, Xdb, ydb) -> float:
 
 
 def run(args) -> dict:
-    Xtr, ytr, Xte, yte = pixel_features()
-    lib, secs = cached_library("pixels", Xtr, n_rounds=args.rounds, n_jobs=args.jobs)
+    Xtr, ytr, Xte, yte = pixel_features() if args.features == "pixels" else cnn_features()
+    lib, secs = cached_library(args.features, Xtr, n_rounds=args.rounds, n_jobs=args.jobs)
     if secs is not None:
         print(f"hyper-trained {lib.n_bits_:,} bits in {secs:.0f} s", flush=True)
+    if args.features == "cnn":  # the protocol runs on the classes the CNN never saw
+        novel_tr, novel_te = ~np.isin(ytr, BASE_CLASSES), ~np.isin(yte, BASE_CLASSES)
+        Xtr, ytr, Xte, yte = Xtr[novel_tr], ytr[novel_tr], Xte[novel_te], yte[novel_te]
+        print(f"CNN features of the unseen classes {sorted(set(ytr.tolist()))}: database {len(Xtr):,} "
+              f"training images, queries from {len(Xte):,} test images", flush=True)
     rng = np.random.default_rng(args.seed)
     if args.validate:
         q_idx = rng.choice(len(Xtr), 1000, replace=False)
@@ -135,6 +145,8 @@ def print_table(title: str, rows: dict) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--features", choices=["pixels", "cnn"], default="pixels",
+                   help="pixels, or the base CNN's features (classes 5-9; run base_cnn.py first)")
     p.add_argument("--rounds", type=int, default=2000, help="library rounds D (K = 10 bits each)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--draws", type=int, default=5)
@@ -145,7 +157,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     results = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"fewshot_D{args.rounds}{'_validate' if args.validate else ''}.json"
+    name = f"fewshot_{args.features}_D{args.rounds}{'_validate' if args.validate else ''}.json"
     (RESULTS / name).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {RESULTS / name}")
     return 0

@@ -1,73 +1,130 @@
-"""The round trip that shows a store works: real images to codes, into Milvus, searched back.
+"""The main job end to end, on real images, as a user runs it: an image folder -> features -> a UGH
+library hyper-trained on them without labels -> codes ingested into Milvus -> image queries.
 
-Uses scikit-learn's bundled handwritten digits (1,797 images of 8x8 pixels, shipped with the
-package, so it runs offline), pixel features, and a signed-random-projection (LSH) encoder. The
-ingest-and-query demo of the ingestion issue replaces the LSH encoder with a learned one.
+The images are a real sample written out as PNG files: Fashion-MNIST (300 training images per
+class) where Debian's ``dataset-fashion-mnist`` is installed, else scikit-learn's bundled digits
+(1,797 images), so it runs offline on a fresh machine. Features are the ``pixels`` extractor (no
+pretrained CNN can be downloaded everywhere). Every step reruns idempotently in ``workdir``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from milvus_hash import HashStore, hamming_topk
-from milvus_hash.lsh import LSHHasher
+from milvus_hash.errors import expected
+from milvus_hash.ugh.library import UGHLibrary
+
+from .backbones import get_backbone
+from .features_file import read_features
+from .idx import FASHION_MNIST_DIR
+from .pipeline import backbone_record, extract, ingest
+from .sources import FolderSource
+
+FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 
 
 @dataclass
 class DemoReport:
+    dataset: str
+    folder: str
     collection: str
-    n_items: int
+    n_images: int
     n_bits: int
-    written: int
-    write_seconds: float
-    search_seconds: float
-    queries: list[dict]
-    mean_precision: float
-    matches_numpy: bool
+    hypertrain_seconds: float
+    ingest: dict
+    queries: list[dict] = field(default_factory=list)
+    mean_precision: float = 0.0
+    matches_numpy: bool = False
 
 
-def digits_features() -> tuple[np.ndarray, np.ndarray]:
-    """Digits as L2-normalised, centred pixel vectors ``float32 (1797, 64)`` and labels ``(1797,)``."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    X = data.data.astype(np.float32) / 16.0
-    X -= X.mean(axis=0)
-    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    return X, data.target.astype(np.int64)
+def fashion_mnist_available() -> bool:
+    return (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists() or \
+        (FASHION_MNIST_DIR / "train-images-idx3-ubyte").exists()
 
 
-def run_demo(store: HashStore, *, collection: str = "demo_digits", n_bits: int = 64, k: int = 10,
-             n_queries: int = 5, seed: int = 0) -> DemoReport:
-    X, y = digits_features()
-    hasher = LSHHasher(n_bits=n_bits, random_state=seed).fit(X)
-    codes = hasher.transform(X)
-    spec = hasher.encoder_spec()
-    ids = np.arange(len(X), dtype=np.int64)
-    store.create_collection(collection, encoder=spec)
+def write_sample(folder: Path, dataset: str, per_class: int = 300) -> tuple[Path, int]:
+    """Write the sample as PNG files in one sub-folder per label (kept if already there)."""
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        images = (data.images * 16).clip(0, 255).astype(np.uint8)
+        labels = [str(v) for v in data.target]
+        names = [f"digit-{i:04d}.png" for i in range(len(images))]
+    else:
+        from .idx import load_fashion_mnist
+
+        X, y = load_fashion_mnist(split="train")
+        pick = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(10)])
+        images, labels = X[pick], [FASHION_NAMES[v] for v in y[pick]]
+        names = [f"fmnist-train-{i:05d}.png" for i in pick]
+    for im, lab, name in zip(images, labels, names):
+        path = folder / lab / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(im, mode="L").save(path)
+    return folder, len(images)
+
+
+def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", dataset: str = "auto",
+             collection: str = "demo", rounds: int = 40, k: int = 10, n_queries: int = 5, seed: int = 0,
+             progress: bool = False, log=print) -> DemoReport:
+    """Run the demo (see the module doc); ``log`` receives one line per step."""
+    if dataset == "auto":
+        dataset = "fashion-mnist" if fashion_mnist_available() else "digits"
+    if dataset not in ("digits", "fashion-mnist"):
+        raise expected("dataset", "'auto', 'digits' or 'fashion-mnist'", repr(dataset))
+    workdir = Path(workdir)
+    folder, n = write_sample(workdir / f"images-{dataset}", dataset)
+    log(f"1. images: {n:,} {dataset} PNG files in {folder}/<label>/")
+
+    source = FolderSource(folder)
+    backbone = get_backbone("pixels", weights=None, size=8 if dataset == "digits" else 28)
+    feats = workdir / f"features-{dataset}"
+    rep = extract(source, backbone=backbone, out=feats, workers=0, progress=progress)
+    _, X, _, _, _ = read_features(feats)
+    log(f"2. features: {X.shape[0]:,} x {X.shape[1]} ({backbone.name}) in {feats}/ ({rep.written:,} new)")
+
     t0 = time.perf_counter()
-    written = store.upsert(collection, ids=ids, codes=codes, encoder=spec,
-                           sources=[f"sklearn-digits/{i:04d}.png" for i in ids], labels=y.tolist(),
-                           metadata=[{"dataset": "sklearn-digits"}] * len(ids))
-    write_s = time.perf_counter() - t0
+    lib = UGHLibrary(n_rounds=rounds, n_subset=min(len(X), 20_000), n_categories=20, n_expand=20,
+                     random_state=seed, progress=progress).fit(X)
+    lib.features_ = backbone_record(backbone)
+    lib.save(workdir / f"library-{dataset}.npz")
+    hyper_s = time.perf_counter() - t0
+    log(f"3. hyper-trained a UGH library of {lib.n_bits_} bits without labels in {hyper_s:.1f} s "
+        f"-> {workdir / f'library-{dataset}.npz'}")
+
+    report = ingest(source, store=store, collection=collection, encoder=lib, backbone=backbone, workers=0,
+                    progress=progress)
+    log(f"4. {store.target}: collection {collection!r}: {report.summary()}")
+
+    # queries: images of the folder, encoded from the files like any new image
+    items = source.items()
     rng = np.random.default_rng(seed)
-    qidx = rng.choice(len(X), size=n_queries, replace=False)
-    t0 = time.perf_counter()
-    res = store.search(collection, codes=codes[qidx], k=k + 1, ties="id", output_fields=["label"], encoder=spec)
-    search_s = time.perf_counter() - t0
-    ref = hamming_topk(codes[qidx], codes, k + 1, ids=ids)
-    queries, precisions = [], []
-    for row, q in enumerate(qidx):
-        keep = res.ids[row] != q  # the query itself is in the collection: leave it out
-        hit_ids = res.ids[row][keep][:k]
-        hit_labels = [int(f["label"]) for f, kp in zip(res.fields[row], keep) if kp][:k]
-        precision = float(np.mean(np.array(hit_labels) == y[q]))
-        precisions.append(precision)
-        queries.append({"id": int(q), "label": int(y[q]), "hits": hit_ids.tolist(), "hit_labels": hit_labels,
-                        "distances": res.distances[row][keep][:k].tolist(), "precision": precision})
-    return DemoReport(collection, len(X), n_bits, written, write_s, search_s, queries,
-                      float(np.mean(precisions)),
-                      bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all()))
+    queries = [items[i] for i in rng.choice(len(items), size=min(n_queries, len(items)), replace=False)]
+    qcodes = lib.transform(backbone.extract([source.open(it) for it in queries]))
+    res = store.search(collection, codes=qcodes, k=k + 1, ties="id", output_fields=["label", "source"],
+                       encoder=lib.encoder_spec())
+    all_ids, all_codes = [], []
+    for ids, codes in store.iter_codes(collection):
+        all_ids.append(ids)
+        all_codes.append(codes)
+    ref = hamming_topk(qcodes, np.concatenate(all_codes), k + 1, ids=np.concatenate(all_ids))
+    out = DemoReport(dataset, str(folder), collection, n, lib.n_bits_, hyper_s, report.to_dict())
+    for row, item in enumerate(queries):
+        keep = res.ids[row] != item.id  # the query image itself is stored: leave it out
+        hits = [f for f, kp in zip(res.fields[row], keep) if kp][:k]
+        labels = [h["label"] for h in hits]
+        precision = float(np.mean([lab == item.label for lab in labels])) if labels else 0.0
+        out.queries.append({"image": item.key, "label": item.label, "hit_labels": labels,
+                            "hit_sources": [h["source"] for h in hits],
+                            "distances": res.distances[row][keep][:k].tolist(), "precision": precision})
+    out.mean_precision = float(np.mean([q["precision"] for q in out.queries])) if out.queries else 0.0
+    out.matches_numpy = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
+    return out

@@ -51,3 +51,12 @@ class MilvusServerError(MilvusHashError):
 def expected(argument: str, what: str, received: object) -> InvalidInputError:
     """Build the standard message: which argument, what was expected, what was received."""
     return InvalidInputError(f"{argument}: expected {what}, received {received}")
+
+
+class WeightsUnavailableError(MilvusHashError):
+    """Pretrained weights could not be obtained (no internet and nothing in the local cache).
+
+    Retryable: the same call succeeds once the file can be downloaded or has been put in the cache.
+    """
+
+    retryable = True

@@ -34,12 +34,15 @@ def pca_directions(X: np.ndarray, k: int) -> np.ndarray:
     return Vt[:k].T
 
 
-def cca_directions(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float = 1.0) -> np.ndarray:
+def cca_directions(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float = 1.0,
+                   fill_from: np.ndarray | None = None) -> np.ndarray:
     """``k`` directions ``(d, k)`` of centred ``X`` most correlated with the one-hot labels ``y``.
 
     Solves ``Cxy Cyy^-1 Cyx w = rho^2 (Cxx + ridge I) w``. With ``C`` classes at most ``C - 1``
     directions carry label information; the rest are filled with the principal directions of ``X``
-    (in the ``Cxx + ridge I`` metric), which is what the eigenproblem leaves arbitrary.
+    (in the ``Cxx + ridge I`` metric), which is what the eigenproblem leaves arbitrary: those of
+    ``fill_from`` (e.g. unlabeled rows) when given, completed with random directions when there
+    are fewer rows than directions.
     """
     from scipy.linalg import eigh
 
@@ -56,7 +59,11 @@ def cca_directions(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float = 1.0) 
     n_info = min(k, classes.size - 1)
     W = vecs[:, order[:n_info]]
     if k > n_info:  # fill with principal directions, made Cxx-orthogonal to the label directions
-        P = pca_directions(X, min(d, k + classes.size))
+        F = X if fill_from is None else fill_from - fill_from.mean(0)
+        P = pca_directions(F, min(d, k + classes.size))
+        if P.shape[1] < k:  # fewer rows than directions: complete with random ones
+            rng = np.random.default_rng(0)
+            P = np.hstack([P, rng.standard_normal((d, k - P.shape[1]))])
         P = P - W @ (W.T @ Cxx @ P)
         W = np.hstack([W, np.linalg.qr(P)[0][:, :k - n_info]])
     return W
@@ -92,7 +99,7 @@ class ITQHasher(TransformerMixin, BaseEstimator):
         elif self.projection == "cca":
             if y is None or len(np.unique(y)) < 2:
                 raise InvalidInputError("y: expected labels of at least two categories for CCA-ITQ, received none or one")
-            P = cca_directions(X - X.mean(0), np.asarray(y), n_bits, ridge=self.ridge)
+            P = cca_directions(X - X.mean(0), np.asarray(y), n_bits, ridge=self.ridge, fill_from=U)
         else:
             raise expected("projection", "'pca' or 'cca'", repr(self.projection))
         V = (base - self.mean_) @ P

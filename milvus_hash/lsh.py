@@ -7,6 +7,8 @@ reference every learned encoder must beat, and as the encoder of the store round
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,8 @@ class LSHHasher(TransformerMixin, BaseEstimator):
         """Write the fitted hasher to an ``.npz`` file (no pickle)."""
         check_is_fitted(self, "components_")
         np.savez(path, kind=np.array("lsh"), n_bits=np.array(self.n_bits), center=np.array(self.center),
-                 mean=self.mean_, components=self.components_)
+                 mean=self.mean_, components=self.components_,
+                 meta=np.array(json.dumps({"features": getattr(self, "features_", None)})))
 
     @classmethod
     def load(cls, path: str | Path) -> "LSHHasher":
@@ -74,5 +77,8 @@ class LSHHasher(TransformerMixin, BaseEstimator):
             self = cls(n_bits=int(data["n_bits"]), center=bool(data["center"]), random_state=None)
             self.mean_ = data["mean"]
             self.components_ = data["components"]
+            features = json.loads(str(data["meta"])).get("features") if "meta" in data else None
+            if features:
+                self.features_ = features
         self.n_features_in_ = self.components_.shape[0]
         return self

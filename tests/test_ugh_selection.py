@@ -106,6 +106,12 @@ def test_itq_hashers():
     with pytest.raises(InvalidInputError, match="projection"):
         ITQHasher(16, projection="lda").fit(X)
     assert pca.encoder_spec().kind == "pca-itq" and cca.encoder_spec().kind == "cca-itq"
+    # one example of each of 5 classes, 16 bits: 4 label directions, 12 filled (from the unlabeled rows,
+    # or at random when there are none)
+    few = np.concatenate([np.flatnonzero(y == c)[:1] for c in range(5)])
+    for unlabeled in (X, None):
+        cca5 = ITQHasher(16, projection="cca").fit(X[few], y[few], unlabeled=unlabeled)
+        assert cca5.projection_.shape == (32, 16) and cca5.transform(X).shape == (2000, 2)
 
 
 def test_cca_coder_beats_random_bits_and_l1_on_unseen_categories(unseen_setup):

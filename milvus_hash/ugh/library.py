@@ -68,6 +68,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         a_, b_: ``float32 (n_bits,)`` Platt sigmoid: bit ``k`` is ``a_k * (x . w_k) + b_k >= 0``.
         n_bits_: library length ``K * D``.
         n_features_in_: feature count seen by ``fit``.
+        features_: optional record of the backbone whose features it was fitted on (name, weights,
+            fingerprint, dim), set by the CLI and saved with the library; ``ingest`` checks it.
     """
 
     def __init__(self, *, n_subset: int = 20_000, n_candidates: int = 50, n_categories: int = 30,
@@ -216,7 +218,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         """Write the library to ``.npz`` (no pickle): arrays plus the hyper-parameters as JSON."""
         check_is_fitted(self, "W_")
         meta = {"format": FORMAT, "kind": "ugh", "params": self.get_params(), "n_bits": self.n_bits_,
-                "n_features": self.n_features_in_, "fingerprint": self.encoder_spec().fingerprint}
+                "n_features": self.n_features_in_, "fingerprint": self.encoder_spec().fingerprint,
+                "features": getattr(self, "features_", None)}
         np.savez(path, meta=np.array(json.dumps(meta)), W=self.W_, a=self.a_, b=self.b_)
 
     @classmethod
@@ -231,6 +234,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
                                f"kind {meta.get('kind')!r}, format {meta.get('format')!r}")
             self = cls(**meta["params"])
             self.W_, self.a_, self.b_ = data["W"], data["a"], data["b"]
+            if meta.get("features"):
+                self.features_ = meta["features"]
         self.n_bits_ = int(self.W_.shape[1])
         self.n_features_in_ = int(self.W_.shape[0] - 1)
         if self.encoder_spec().fingerprint != meta["fingerprint"]:

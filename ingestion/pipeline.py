@@ -1,0 +1,215 @@
+"""The ingestion pipeline: source -> decode (DataLoader workers) -> backbone features -> encoder ->
+packed codes -> Milvus, in batches, with bounded memory.
+
+Ids come from the items' keys (:func:`ingestion.sources.item_id`) and rows are written with upsert,
+so a rerun after a crash or Ctrl-C writes no duplicates; ``resume=True`` also skips the ids already
+stored (no CNN work for them). Images that cannot be read are counted and listed, never fatal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from milvus_hash.errors import expected
+
+from .backbones import Backbone
+from .features_file import FeaturesWriter, stored_ids
+from .sources import Item, select_shard
+
+
+@dataclass
+class Report:
+    """What a run did. ``failed`` lists ``(key, reason)`` of unreadable images."""
+
+    total: int = 0
+    skipped: int = 0  # already stored (resume)
+    written: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Images processed per second (written + failed)."""
+        done = self.written + len(self.failed)
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self, what: str = "ingested") -> str:
+        return (f"{what} {self.written:,}, skipped {self.skipped:,} already stored, failed {len(self.failed):,} "
+                f"of {self.total:,} in {self.seconds:.1f} s ({self.rate:,.1f} images/s)"
+                + (" - interrupted, rerun with --resume to finish" if self.interrupted else ""))
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "skipped": self.skipped, "written": self.written, "failed": len(self.failed),
+                "failures": [{"key": k, "reason": r} for k, r in self.failed], "seconds": round(self.seconds, 3),
+                "images_per_second": round(self.rate, 2), "interrupted": self.interrupted}
+
+
+class _Images(Dataset):
+    def __init__(self, source, items: list[Item], transform):
+        self.source, self.items, self.transform = source, items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.transform(self.source.open(self.items[i])), ""
+        except Exception as exc:  # noqa: BLE001 - any unreadable image is reported, not fatal
+            return i, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(batch):
+    ok = [(i, t) for i, t, _ in batch if t is not None]
+    failed = [(i, err) for i, t, err in batch if t is None]
+    idx = [i for i, _ in ok]
+    tensors = torch.stack([t for _, t in ok]) if ok else None
+    return idx, tensors, failed
+
+
+def stream_features(source, items: list[Item], backbone: Backbone, *, batch_size: int = 64, workers: int = 2):
+    """Yield ``(items, features float32 (b, dim), failures [(item, reason)])`` per batch, in order."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise expected("batch_size", "a positive int", repr(batch_size))
+    if not isinstance(workers, int) or workers < 0:
+        raise expected("workers", "an int >= 0 (0: decode in this process)", repr(workers))
+    loader = DataLoader(_Images(source, items, backbone.transform), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, collate_fn=_collate, pin_memory=backbone.device.type == "cuda",
+                        persistent_workers=False, prefetch_factor=4 if workers else None)
+    for idx, tensors, failed in loader:
+        feats = backbone(tensors).cpu().numpy() if tensors is not None else np.zeros((0, backbone.dim), np.float32)
+        yield [items[i] for i in idx], feats, [(items[i], err) for i, err in failed]
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
+
+
+def backbone_record(backbone: Backbone) -> dict:
+    return {"name": backbone.name, "weights": backbone.weights, "fingerprint": backbone.fingerprint,
+            "dim": backbone.dim}
+
+
+def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: int = 2,
+            shard: tuple[int, int] = (0, 1), resume: bool = True, part_rows: int = 4096,
+            progress: bool = True) -> Report:
+    """Write the features of ``source`` to the features folder ``out`` (see :mod:`.features_file`)."""
+    t0 = time.perf_counter()
+    writer = FeaturesWriter(out, backbone_record(backbone))
+    items = select_shard(source.items(), shard)
+    report = Report(total=len(items))
+    if resume:
+        have = stored_ids(out)
+        todo = [it for it in items if it.id not in have]
+        report.skipped = len(items) - len(todo)
+        items = todo
+    buf: list = []
+    bar = _progress(len(items), "features", progress)
+
+    def flush():
+        if buf:
+            its = [it for b in buf for it in b[0]]
+            writer.write([it.id for it in its], np.concatenate([b[1] for b in buf]), [it.key for it in its],
+                         [it.label for it in its])
+            buf.clear()
+
+    try:
+        rows = 0
+        for its, feats, failed in stream_features(source, items, backbone, batch_size=batch_size, workers=workers):
+            report.failed += [(it.key, err) for it, err in failed]
+            if its:
+                buf.append((its, feats))
+            rows += len(its)
+            report.written += len(its)
+            if rows >= part_rows:
+                flush()
+                rows = 0
+            bar.update(len(its) + len(failed))
+        flush()
+    except KeyboardInterrupt:
+        flush()
+        report.interrupted = True
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - t0
+    return report
+
+
+def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch_size: int = 64,
+           workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, features_out=None,
+           write_rows: int = 2048, progress: bool = True) -> Report:
+    """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
+
+    Args:
+        source: an image source (:mod:`.sources`).
+        store: a :class:`milvus_hash.store.HashStore`.
+        encoder: a fitted encoder on the backbone's features (``transform`` and ``encoder_spec``).
+        backbone: the feature extractor (:func:`.backbones.get_backbone`).
+        shard: ``(I, N)``: only the items whose id is I modulo N.
+        resume: skip the ids the collection already holds.
+        features_out: also keep the float features in this features folder.
+        write_rows: rows per write to Milvus.
+    """
+    t0 = time.perf_counter()
+    n_features = getattr(encoder, "n_features_in_", None)
+    if n_features is not None and n_features != backbone.dim:
+        raise expected("encoder", f"an encoder of {backbone.dim}-D {backbone.name!r} features",
+                       f"one fitted on {n_features}-D features")
+    spec = encoder.encoder_spec()
+    store.create_collection(collection, encoder=spec)
+    items = select_shard(source.items(), shard)
+    report = Report(total=len(items))
+    if resume and items:
+        missing = set(store.get(collection, ids=np.array([it.id for it in items], np.int64), with_codes=False)
+                      .missing.tolist())
+        todo = [it for it in items if it.id in missing]
+        report.skipped = len(items) - len(todo)
+        items = todo
+    writer = FeaturesWriter(features_out, backbone_record(backbone)) if features_out is not None else None
+    pending: list = []
+    bar = _progress(len(items), f"ingest -> {collection}", progress)
+
+    def write():
+        if not pending:
+            return
+        its = [it for b in pending for it in b[0]]
+        feats = np.concatenate([b[1] for b in pending])
+        codes = encoder.transform(feats)
+        ids = np.array([it.id for it in its], np.int64)
+        store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
+                     labels=[it.label for it in its], metadata=[it.metadata for it in its])
+        if writer is not None:
+            writer.write(ids, feats, [it.key for it in its], [it.label for it in its])
+        report.written += len(its)
+        pending.clear()
+
+    try:
+        rows = 0
+        for its, feats, failed in stream_features(source, items, backbone, batch_size=batch_size, workers=workers):
+            report.failed += [(it.key, err) for it, err in failed]
+            if its:
+                pending.append((its, feats))
+            rows += len(its)
+            if rows >= write_rows:
+                write()
+                rows = 0
+            bar.update(len(its) + len(failed))
+        write()
+    except KeyboardInterrupt:
+        write()  # keep what was computed; the rest is for --resume
+        report.interrupted = True
+    finally:
+        bar.close()
+        store.flush(collection)
+        report.seconds = time.perf_counter() - t0
+    return report
+
+
+__all__ = ["Report", "backbone_record", "extract", "ingest", "stream_features"]

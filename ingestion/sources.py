@@ -1,0 +1,204 @@
+"""Where images come from: an image folder, a CSV/JSONL manifest, or IDX files.
+
+A source lists :class:`Item` s in a deterministic order and opens each as a PIL image. Every item has
+a stable ``key`` (the path relative to the folder or manifest, or ``file#index`` for IDX) from which
+its Milvus id is derived (:func:`item_id`), so a rerun finds the same ids: ingestion is idempotent and
+resumable, and ``--shard I/N`` splits a source by id without any coordination between workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from milvus_hash.errors import expected
+
+from .idx import read_idx
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+_ID_MASK = (1 << 63) - 1
+
+
+def item_id(key: str) -> int:
+    """Stable non-negative int64 id of a source key (first 63 bits of its SHA-256)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & _ID_MASK
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a source: ``key`` (stable, unique in the source), ``id`` (from the key), ``label``
+    (or None), ``metadata`` (JSON-serialisable), and ``ref``: how the source opens it."""
+
+    key: str
+    label: str | None = None
+    metadata: dict = field(default_factory=dict)
+    ref: object = None
+
+    @property
+    def id(self) -> int:
+        return item_id(self.key)
+
+
+class FolderSource:
+    """Images under ``root`` (recursively, sorted). ``labels="subfolders"`` labels each image by its
+    first-level sub-folder; ``"auto"`` (default) does so when every image sits in one; ``None``: no labels."""
+
+    kind = "folder"
+
+    def __init__(self, root: str | Path, *, labels: str | None = "auto"):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise expected("source", "an existing image folder, manifest (.csv/.jsonl) or IDX file",
+                           f"{str(root)!r}, which does not exist" if not self.root.exists() else f"{str(root)!r}")
+        if labels not in ("auto", "subfolders", None):
+            raise expected("labels", "'auto', 'subfolders' or None", repr(labels))
+        self.labels = labels
+
+    def items(self) -> list[Item]:
+        paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        rel = [p.relative_to(self.root).as_posix() for p in paths]
+        use_labels = self.labels == "subfolders" or (self.labels == "auto" and rel and all("/" in r for r in rel))
+        return [Item(r, r.split("/", 1)[0] if use_labels else None, {}, str(p)) for r, p in zip(rel, paths)]
+
+    def open(self, item: Item) -> Image.Image:
+        with Image.open(item.ref) as im:
+            im.load()
+            return im.copy() if im.mode in ("RGB", "L") else im.convert("RGB")
+
+    def __repr__(self) -> str:
+        return f"FolderSource({str(self.root)!r})"
+
+
+class ManifestSource(FolderSource):
+    """A CSV (header with ``path``; optional ``label``; other columns become metadata) or JSONL file
+    (objects with ``path``, optional ``label`` and ``metadata`` or other keys). Relative paths are
+    relative to the manifest's folder."""
+
+    kind = "manifest"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise expected("source", "an existing manifest file (.csv or .jsonl)", f"{str(path)!r}")
+        self.root = self.path.parent
+
+    def _rows(self):
+        if self.path.suffix.lower() == ".csv":
+            with self.path.open(newline="") as fh:
+                reader = csv.DictReader(fh)
+                if not reader.fieldnames or "path" not in reader.fieldnames:
+                    raise expected("source", "a CSV manifest with a 'path' column",
+                                   f"columns {reader.fieldnames} in {self.path}")
+                yield from ((i + 2, row) for i, row in enumerate(reader))
+            return
+        with self.path.open() as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise expected("source", "one JSON object per line", f"line {line_no} of {self.path}: {exc}") from exc
+                if not isinstance(row, dict) or "path" not in row:
+                    raise expected("source", "JSON objects with a 'path' key", f"line {line_no} of {self.path}")
+                yield line_no, row
+
+    def items(self) -> list[Item]:
+        out, seen = [], set()
+        for line_no, row in self._rows():
+            rel = str(row.pop("path") or "").strip()
+            if not rel:
+                raise expected("source", "a non-empty path on every row", f"an empty one at line {line_no} of {self.path}")
+            label = row.pop("label", None)
+            meta = row.pop("metadata", None) if isinstance(row.get("metadata"), dict) else None
+            meta = {**(meta or {}), **{k: v for k, v in row.items() if v not in (None, "")}}
+            full = (self.root / rel) if not Path(rel).is_absolute() else Path(rel)
+            key = Path(rel).as_posix()
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Item(key, None if label in (None, "") else str(label), meta, str(full)))
+        return out
+
+    def __repr__(self) -> str:
+        return f"ManifestSource({str(self.path)!r})"
+
+
+class IdxSource:
+    """Images of an IDX file (``uint8 (n, h, w)``, MNIST / Fashion-MNIST), labelled from the matching
+    ``*labels-idx1*`` file when it is there (or ``labels_path``). Keys are ``<file name>#<index>``."""
+
+    kind = "idx"
+
+    def __init__(self, path: str | Path, labels_path: str | Path | None = None):
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise expected("source", "an existing IDX images file", f"{str(path)!r}")
+        self.images = read_idx(self.path)
+        if self.images.ndim != 3 or self.images.dtype != np.uint8:
+            raise expected("source", "an IDX file of uint8 images (n, h, w)",
+                           f"{self.images.dtype} of shape {self.images.shape} in {self.path}")
+        if labels_path is None:
+            guess = self.path.with_name(self.path.name.replace("images-idx3", "labels-idx1"))
+            labels_path = guess if guess != self.path and guess.is_file() else None
+        self.labels = read_idx(labels_path) if labels_path is not None else None
+        if self.labels is not None and self.labels.shape != (len(self.images),):
+            raise expected("labels_path", f"{len(self.images)} labels", f"shape {self.labels.shape}")
+        self.name = self.path.name.removesuffix(".gz")
+
+    def items(self) -> list[Item]:
+        labels = self.labels.tolist() if self.labels is not None else [None] * len(self.images)
+        return [Item(f"{self.name}#{i}", None if lab is None else str(lab), {}, i) for i, lab in enumerate(labels)]
+
+    def open(self, item: Item) -> Image.Image:
+        return Image.fromarray(self.images[item.ref], mode="L")
+
+    def __repr__(self) -> str:
+        return f"IdxSource({str(self.path)!r})"
+
+
+def open_source(spec: str | Path, *, labels: str | None = "auto"):
+    """The source a path names: a folder, a ``.csv``/``.jsonl`` manifest, or an IDX file (``*-idx3-ubyte``,
+    optionally ``.gz``)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FolderSource(path, labels=labels)
+    name = path.name.lower()
+    if not path.exists():
+        raise expected("source", "an existing image folder, manifest (.csv/.jsonl) or IDX file",
+                       f"{str(spec)!r}, which does not exist")
+    if name.endswith((".csv", ".jsonl")):
+        return ManifestSource(path)
+    if "idx3" in name or name.endswith((".idx", ".idx.gz")):
+        return IdxSource(path)
+    raise expected("source", "an image folder, a .csv/.jsonl manifest or an IDX file (*-idx3-ubyte[.gz])",
+                   repr(str(spec)))
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"I/N"`` (0 <= I < N) to ``(I, N)``; None is ``(0, 1)``."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise expected("shard", "I/N with integers 0 <= I < N, e.g. 0/4", repr(text)) from None
+    if not (n >= 1 and 0 <= i < n):
+        raise expected("shard", "I/N with integers 0 <= I < N, e.g. 0/4", repr(text))
+    return i, n
+
+
+def select_shard(items: list[Item], shard: tuple[int, int]) -> list[Item]:
+    """The items of shard ``I`` of ``N``: those whose id is ``I`` modulo ``N`` (deterministic)."""
+    i, n = shard
+    return items if n == 1 else [it for it in items if it.id % n == i]
+
+
+__all__ = ["FolderSource", "IdxSource", "Item", "ManifestSource", "item_id", "open_source", "parse_shard",
+           "select_shard"]

@@ -1,0 +1,244 @@
+"""Ingestion end to end, as users run it: generated PNG folders -> features -> codes -> real Milvus
+(Lite and the local server), searched back; interruptions, crashes, shards and bad input."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ingestion.backbones import get_backbone
+from ingestion.cli import cli
+from ingestion.features_file import read_features
+from ingestion.pipeline import ingest
+from ingestion.sources import open_source
+from milvus_hash import HashStore
+from milvus_hash.encoders import load_encoder
+from milvus_hash.ugh.library import UGHLibrary
+
+N_PER_CLASS = 15
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """150 real images (scikit-learn's digits, 15 per class) as PNGs in one folder per label, and a
+    corrupt file."""
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("imgs") / "digits"
+    d = load_digits()
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for i in np.flatnonzero(d.target == c)[:N_PER_CLASS]:
+            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
+    (root / "3" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return root
+
+
+@pytest.fixture(scope="module")
+def library(digits_folder, tmp_path_factory):
+    path = tmp_path_factory.mktemp("lib") / "lib.npz"
+    res = CliRunner().invoke(cli, ["hypertrain", str(digits_folder), "--backbone", "pixels", "--size", "8",
+                                   "--rounds", "8", "--categories", "10", "--expand", "6", "--out", str(path),
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "n_subset: 150" in res.output and "hyper-trained 80 bits" in res.output
+    return path
+
+
+@pytest.fixture(params=[pytest.param("lite", marks=pytest.mark.lite),
+                        pytest.param("server", marks=pytest.mark.server)])
+def uri(request, tmp_path):
+    return str(tmp_path / "m.db") if request.param == "lite" else request.getfixturevalue("milvus_server")
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    return res
+
+
+def test_cli_ingest_search_and_rerun(digits_folder, library, uri):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    first = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet")
+    assert first.exit_code == 0, first.output
+    assert "ingested 150, skipped 0 already stored, failed 1 of 151" in first.output
+    assert "skipped 3/corrupt.png" in first.output
+    with HashStore(uri) as store:
+        assert store.count(name) == 150
+        assert store.describe_collection(name).encoder == load_encoder(library).encoder_spec()
+    # an image finds itself at distance 0, with its path and label
+    query = next((digits_folder / "7").glob("*.png"))
+    hits = json.loads(run("search", "--collection", name, "--image", query, "--encoder", library, "--uri", uri,
+                          "-k", "5", "--json").output)["hits"]
+    mine = [h for h in hits if h["source"] == f"7/{query.name}"]
+    assert mine and mine[0]["distance"] == 0 and mine[0]["label"] == "7"
+    assert hits[0]["distance"] == 0
+    by_id = json.loads(run("search", "--collection", name, "--id", mine[0]["id"], "--uri", uri, "--json").output)
+    assert by_id["hits"][0]["distance"] == 0 and mine[0]["id"] in [h["id"] for h in by_id["hits"] if h["distance"] == 0]
+    # rerun: same ids, no duplicates; --resume skips everything stored
+    again = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet")
+    assert again.exit_code == 0 and "ingested 150" in again.output
+    resumed = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet",
+                  "--resume")
+    assert "ingested 0, skipped 150 already stored" in resumed.output
+    with HashStore(uri) as store:
+        assert store.count(name) == 150
+        store.drop_collection(name)
+
+
+class InterruptingSource:
+    """A real folder source whose n-th open raises ``exc`` (Ctrl-C or a crash mid-run)."""
+
+    def __init__(self, source, at: int, exc: BaseException):
+        self.source, self.at, self.exc, self.opened = source, at, exc, 0
+
+    def items(self):
+        return self.source.items()
+
+    def open(self, item):
+        self.opened += 1
+        if self.opened == self.at:
+            raise self.exc
+        return self.source.open(item)
+
+
+def test_interrupted_ingest_resumes_and_loses_nothing(digits_folder, library, uri):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    src = open_source(digits_folder)
+    encoder = load_encoder(library)
+    backbone = get_backbone("pixels", weights=None, size=8)
+    with HashStore(uri) as store:
+        report = ingest(InterruptingSource(src, 70, KeyboardInterrupt()), store=store, collection=name,
+                        encoder=encoder, backbone=backbone, batch_size=8, workers=0, write_rows=16, progress=False)
+        assert report.interrupted and 0 < report.written < 150
+        assert store.count(name) == report.written  # what was computed before Ctrl-C was kept
+        rest = ingest(src, store=store, collection=name, encoder=encoder, backbone=backbone, resume=True,
+                      workers=0, progress=False)
+        assert not rest.interrupted and rest.skipped == report.written and rest.written == 150 - report.written
+        assert store.count(name) == 150
+        ids = np.array([it.id for it in src.items() if "corrupt" not in it.key])
+        got = store.get(name, ids=ids)
+        assert got.missing.size == 0
+        X = backbone.extract([src.open(it) for it in src.items() if "corrupt" not in it.key])
+        np.testing.assert_array_equal(got.codes, encoder.transform(X))
+        store.drop_collection(name)
+
+
+class FailingEncoder:
+    """The real encoder, failing on its n-th call (a crash after some writes)."""
+
+    def __init__(self, encoder, at: int):
+        self.encoder, self.at, self.calls = encoder, at, 0
+        self.n_features_in_ = encoder.n_features_in_
+
+    def encoder_spec(self):
+        return self.encoder.encoder_spec()
+
+    def transform(self, X):
+        self.calls += 1
+        if self.calls == self.at:
+            raise RuntimeError("simulated crash")
+        return self.encoder.transform(X)
+
+
+@pytest.mark.lite
+def test_crash_then_plain_rerun_writes_no_duplicates(digits_folder, library, tmp_path):
+    src = open_source(digits_folder)
+    encoder = load_encoder(library)
+    backbone = get_backbone("pixels", weights=None, size=8)
+    with HashStore(str(tmp_path / "m.db")) as store:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            ingest(src, store=store, collection="c", encoder=FailingEncoder(encoder, 3), backbone=backbone,
+                   batch_size=16, workers=0, write_rows=32, progress=False)
+        assert 32 <= store.count("c") < 150  # two writes landed before the crash
+        report = ingest(src, store=store, collection="c", encoder=encoder, backbone=backbone, workers=2,
+                        progress=False)
+        assert report.written == 150 and len(report.failed) == 1
+        assert store.count("c") == 150
+
+
+@pytest.mark.lite
+def test_shards_together_ingest_everything_once(digits_folder, library, tmp_path):
+    db = tmp_path / "m.db"
+    written = []
+    for shard in ("0/3", "1/3", "2/3"):
+        res = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--shard", shard,
+                  "--quiet", "--report", tmp_path / "r.json")
+        assert res.exit_code == 0, res.output
+        written.append(json.loads((tmp_path / "r.json").read_text())["written"])
+    assert sum(written) == 150 and all(w > 20 for w in written)
+    with HashStore(str(db)) as store:
+        assert store.count("c") == 150
+
+
+@pytest.mark.lite
+def test_kept_features_retrain_the_same_library_without_the_cnn(digits_folder, library, tmp_path):
+    db, feats = tmp_path / "m.db", tmp_path / "feats"
+    res = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet",
+              "--keep-features", feats)
+    assert res.exit_code == 0, res.output
+    ids, X, keys, labels, meta = read_features(feats)
+    assert X.shape == (150, 64) and meta["backbone"]["name"] == "pixels"
+    assert sorted(set(labels)) == [str(c) for c in range(10)]
+    with HashStore(str(db)) as store:
+        np.testing.assert_array_equal(store.get("c", ids=ids).codes, load_encoder(library).transform(X))
+    out = tmp_path / "lib2.npz"
+    res = run("hypertrain", feats, "--rounds", "8", "--categories", "10", "--expand", "6", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    lib2 = load_encoder(out)
+    assert lib2.features_ == load_encoder(library).features_  # the backbone record travels with the features
+    ref = UGHLibrary(n_rounds=8, n_subset=150, n_categories=10, n_expand=6).fit(X)
+    np.testing.assert_array_equal(lib2.W_, ref.W_)  # the features folder's rows, the configured parameters
+    res = run("ingest", digits_folder, "--collection", "c2", "--encoder", out, "--uri", db, "--quiet")
+    assert res.exit_code == 0 and "ingested 150" in res.output
+    # the features command writes the same folder format and resumes
+    res = run("features", digits_folder, "--out", tmp_path / "f2", "--backbone", "pixels", "--size", "8", "--quiet")
+    assert "extracted 150" in res.output
+    res = run("features", digits_folder, "--out", tmp_path / "f2", "--backbone", "pixels", "--size", "8", "--quiet")
+    assert "extracted 0, skipped 150" in res.output
+    np.testing.assert_array_equal(read_features(tmp_path / "f2")[1], X)
+
+
+@pytest.mark.lite
+def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp_path):
+    db = tmp_path / "m.db"
+    res = run("ingest", tmp_path / "nope", "--collection", "c", "--encoder", library, "--uri", db)
+    assert res.exit_code == 1 and "source: expected an existing image folder" in res.output
+    res = run("features", digits_folder, "--out", tmp_path / "f", "--backbone", "resnet51")
+    assert res.exit_code == 2 and "resnet51" in res.output
+    res = run("features", digits_folder, "--out", tmp_path / "f", "--backbone", "small_cnn", "--weights",
+              tmp_path / "missing.pt")
+    assert res.exit_code == 1 and "weights: expected an existing state_dict file" in res.output
+    res = run("features", digits_folder, "--out", tmp_path / "f", "--backbone", "small_cnn", "--weights", "none",
+              "--quiet")
+    assert res.exit_code == 0 and "WARNING: backbone 'small_cnn' has random weights" in res.output
+    res = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--backbone", "resnet18")
+    assert res.exit_code == 2 and "clashes with the encoder" in res.output
+    res = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--size", "9")
+    assert res.exit_code == 1 and "fitted on 'pixels' features" in res.output
+    res = run("ingest", digits_folder, "--collection", "c", "--encoder", tmp_path / "nolib.npz", "--uri", db)
+    assert res.exit_code == 1 and "encoder: expected an existing encoder file" in res.output
+    # encoder / collection mismatch
+    assert run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet").exit_code == 0
+    other = tmp_path / "other.npz"
+    assert run("hypertrain", digits_folder, "--backbone", "pixels", "--size", "8", "--rounds", "8", "--seed", "1",
+               "--categories", "10", "--expand", "6", "--out", other, "--quiet").exit_code == 0
+    res = run("ingest", digits_folder, "--collection", "c", "--encoder", other, "--uri", db, "--quiet")
+    assert res.exit_code == 1 and "collection 'c'" in res.output and "ugh:" in res.output
+    res = run("search", "--collection", "c", "--image", next((digits_folder / "1").glob("*.png")), "--encoder", other,
+              "--uri", db)
+    assert res.exit_code == 1 and "was written by" in res.output
+    res = run("search", "--collection", "c", "--uri", db)
+    assert res.exit_code == 2 and "exactly one of --image, --id, --code" in res.output
+    res = run("search", "--collection", "c", "--image", digits_folder / "3" / "corrupt.png", "--encoder", library,
+              "--uri", db)
+    assert res.exit_code == 2 and "readable image" in res.output
+    res = run("search", "--collection", "c", "--code", "zz", "--uri", db)
+    assert res.exit_code == 2 and "20 hexadecimal digits" in res.output
+    code = "00" * 10
+    res = run("search", "--collection", "c", "--code", code, "--uri", db, "-k", "3", "--json")
+    assert res.exit_code == 0 and len(json.loads(res.output)["hits"]) == 3
