@@ -13,7 +13,7 @@ import click
 
 from milvus_hash import MilvusHashError, __version__
 
-from .cli_options import EXIT_ERROR, EXIT_RETRY, HashCliError, milvus_options  # noqa: F401 (EXIT_RETRY: API)
+from .cli_options import EXIT_ERROR, EXIT_RETRY, HashCliError, milvus_options
 
 
 def _load_config(ctx: click.Context, _param, path: str | None) -> None:
@@ -123,6 +123,9 @@ from .cli_features import features, hypertrain  # noqa: E402
 
 for _command in (features, hypertrain, ingest, search):
     cli.add_command(_command)
+
+
+__all__ = ["EXIT_ERROR", "EXIT_RETRY", "cli", "main"]
 
 
 def main() -> None:

@@ -142,6 +142,32 @@ def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: i
     return report
 
 
+class _Writer:
+    """Runs ``fn(batch)`` in one background thread, one call at a time; errors surface on the next
+    ``submit`` or ``wait``."""
+
+    def __init__(self, fn):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.fn, self.pool, self.future = fn, ThreadPoolExecutor(1, thread_name_prefix="milvus-hash-writer"), None
+
+    def wait(self) -> None:
+        future, self.future = self.future, None
+        if future is not None:
+            future.result()
+
+    def submit(self, batch: list) -> None:
+        self.wait()
+        if batch:
+            self.future = self.pool.submit(self.fn, batch)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown(wait=True)
+
+
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch_size: int = 64,
            workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, features_out=None,
            write_rows: int = 2048, progress: bool = True) -> Report:
@@ -173,14 +199,11 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch
         report.skipped = len(items) - len(todo)
         items = todo
     writer = FeaturesWriter(features_out, backbone_record(backbone)) if features_out is not None else None
-    pending: list = []
     bar = _progress(len(items), f"ingest -> {collection}", progress)
 
-    def write():
-        if not pending:
-            return
-        its = [it for b in pending for it in b[0]]
-        feats = np.concatenate([b[1] for b in pending])
+    def write(batch):
+        its = [it for b in batch for it in b[0]]
+        feats = np.concatenate([b[1] for b in batch])
         codes = encoder.transform(feats)
         ids = np.array([it.id for it in its], np.int64)
         store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
@@ -188,27 +211,37 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch
         if writer is not None:
             writer.write(ids, feats, [it.key for it in its], [it.label for it in its])
         report.written += len(its)
-        pending.clear()
 
-    try:
-        rows = 0
-        for its, feats, failed in stream_features(source, items, backbone, batch_size=batch_size, workers=workers):
-            report.failed += [(it.key, err) for it, err in failed]
-            if its:
-                pending.append((its, feats))
-            rows += len(its)
-            if rows >= write_rows:
-                write()
-                rows = 0
-            bar.update(len(its) + len(failed))
-        write()
-    except KeyboardInterrupt:
-        write()  # keep what was computed; the rest is for --resume
-        report.interrupted = True
-    finally:
-        bar.close()
-        store.flush(collection)
-        report.seconds = time.perf_counter() - t0
+    # encoding and writing run in one background thread, overlapping the next batches' decoding and
+    # CNN (numpy, torch and gRPC release the GIL); at most one write is in flight, so memory stays bounded
+    with _Writer(write) as background:
+        pending: list = []
+        try:
+            rows = 0
+            for its, feats, failed in stream_features(source, items, backbone, batch_size=batch_size,
+                                                      workers=workers):
+                report.failed += [(it.key, err) for it, err in failed]
+                if its:
+                    pending.append((its, feats))
+                rows += len(its)
+                if rows >= write_rows:
+                    background.submit(pending)
+                    pending, rows = [], 0
+                bar.update(len(its) + len(failed))
+            background.submit(pending)
+            background.wait()
+        except KeyboardInterrupt:  # keep what was computed; the rest is for --resume
+            background.wait()
+            background.submit(pending)
+            background.wait()
+            report.interrupted = True
+        finally:
+            bar.close()
+            try:
+                background.wait()
+            finally:
+                store.flush(collection)
+                report.seconds = time.perf_counter() - t0
     return report
 
 
