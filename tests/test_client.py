@@ -1,0 +1,191 @@
+"""HashClient on real Milvus (Lite and the local server): few-shot categories from a few examples,
+persisted in Milvus, and their queries checked against numpy."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import clustered
+from ingestion.cli import cli
+from milvus_hash import EncoderMismatchError, HashStore, InvalidInputError, hamming_topk
+from milvus_hash.client import HashClient
+from milvus_hash.definitions import CategoryNotFoundError
+from milvus_hash.ugh.library import UGHLibrary
+
+
+@pytest.fixture(scope="module")
+def world():
+    """Clustered features: a library hyper-trained on 20 clusters, codes of 20 more it never saw."""
+    X, y = clustered(1600, 24, 40, spread=0.9, seed=3)
+    seen = y < 20
+    lib = UGHLibrary(n_rounds=24, n_subset=600, n_categories=12, n_expand=20, random_state=0).fit(X[seen])
+    Xn, yn = X[~seen], y[~seen]
+    return lib, Xn, yn, lib.transform(Xn), np.arange(1000, 1000 + len(Xn), dtype=np.int64)
+
+
+@pytest.fixture(params=[pytest.param("lite", marks=pytest.mark.lite),
+                        pytest.param("server", marks=pytest.mark.server)])
+def filled(request, tmp_path, world):
+    lib, Xn, yn, codes, ids = world
+    uri = str(tmp_path / "c.db") if request.param == "lite" else request.getfixturevalue("milvus_server")
+    name = f"lib_{uuid.uuid4().hex[:8]}"
+    with HashStore(uri) as store:
+        spec = lib.encoder_spec()
+        store.create_collection(name, encoder=spec)
+        store.upsert(name, ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn],
+                     sources=[f"item/{i}" for i in ids])
+    yield uri, name
+    with HashStore(uri) as store:
+        for c in store.list_collections():
+            if c.startswith(name):
+                store.drop_collection(c)
+
+
+def pick(yn, ids, classes, n, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(yn == c), n, replace=False) for c in classes])
+    return ids[idx], [str(v) for v in yn[idx]]
+
+
+def test_task_results_equal_numpy_and_survive_a_restart(filled, world):
+    lib, Xn, yn, codes, ids = world
+    uri, name = filled
+    classes = np.unique(yn)[:6]
+    ex_ids, ex_labels = pick(yn, ids, classes, 5)
+    with HashClient(uri, collection=name, library=lib) as client:
+        cat = client.define("task", examples=ex_ids, labels=ex_labels, n_bits=16)
+        assert cat.classes == sorted(str(c) for c in classes) and cat.example_ids == ex_ids.tolist()
+        task_codes = cat.transform(codes)
+        task = client.materialize("task")
+        q = ids[:7]
+        got = client.search("task", query=q, k=10, mode="materialized")
+        ref = hamming_topk(cat.transform(codes[:7]), task_codes, 10, ids=ids)
+        np.testing.assert_array_equal(got.ids, ref.ids)
+        np.testing.assert_array_equal(got.distances, ref.distances)
+        # instant mode: exact on what it returns; with every item as a candidate, equal to numpy
+        inst = client.search("task", query=q, k=10, candidates=len(ids))
+        np.testing.assert_array_equal(inst.ids, ref.ids)
+        assert [f["source"] for f in inst.fields[0]] == [f"item/{i}" for i in ref.ids[0]]
+        # queries as features and as library codes give the same answer as ids
+        np.testing.assert_array_equal(client.search("task", query=Xn[:7], k=10, mode="materialized").ids, ref.ids)
+        np.testing.assert_array_equal(client.search("task", query=codes[:7], k=10, mode="materialized").ids, ref.ids)
+        assert client.store.count(task) == len(ids)
+        # the few-shot code retrieves its classes better than 16 random library bits
+        from milvus_hash.codes import select_bits
+        from milvus_hash.eval import mean_average_precision
+
+        keep = np.isin(yn, classes)
+        m_cat = mean_average_precision(task_codes[keep][:200], yn[keep][:200], task_codes[keep], yn[keep])
+        pos = np.random.default_rng(0).choice(lib.n_bits_, 16, replace=False)
+        rnd = select_bits(codes[keep], pos)
+        m_rnd = mean_average_precision(rnd[:200], yn[keep][:200], rnd, yn[keep])
+        assert m_cat > m_rnd + 0.05
+    # another client (a restart) sees the definition and the same codes, without the library
+    with HashClient(uri, collection=name) as again:
+        assert again.categories() == ["task"]
+        stored = again.category("task")
+        assert stored.fingerprint == cat.fingerprint
+        np.testing.assert_array_equal(stored.transform(codes), task_codes)
+        assert again.describe("task")["example_ids"] == ex_ids.tolist()
+
+
+def test_single_category_membership_resume_redefine_and_drop(filled, world):
+    lib, Xn, yn, codes, ids = world
+    uri, name = filled
+    target = np.unique(yn)[0]
+    pos, _ = pick(yn, ids, [target], 5, seed=1)
+    with HashClient(uri, collection=name, background=500) as client:
+        cat = client.define("one", examples=pos)
+        assert cat.classes == ["one"]
+        client.materialize("one", batch_size=100)
+        got_ids, dist, prob = client.members("one", radius=3)
+        proto = cat.arrays["prototypes"]
+        d_ref = (np.unpackbits(cat.transform(codes) ^ proto, axis=1).sum(1))
+        np.testing.assert_array_equal(np.sort(got_ids), np.sort(ids[d_ref <= 3]))
+        assert np.all(dist <= 3) and np.all((prob >= 0) & (prob <= 1))
+        members = yn[np.isin(ids, got_ids)]
+        assert (members == target).mean() > 0.5  # mostly the category
+        scores = client.score("one", query=ids)
+        assert scores[yn == target].mean() > scores[yn != target].mean()
+        # resume: nothing rewritten after completion; a redefinition replaces the materialization
+        assert client._progress("one", cat) == int(ids.max())
+        cat2 = client.define("one", examples=pos, n_bits=24)
+        assert client.category("one").n_bits == 24 and client.categories() == ["one"]
+        task = client.materialize("one")
+        assert client.store.describe_collection(task).n_bits == 24 and client.store.count(task) == len(ids)
+        assert cat2.fingerprint != cat.fingerprint
+        client.drop("one")
+        assert client.categories() == [] and not client.store.has_collection(task)
+        with pytest.raises(CategoryNotFoundError, match="no category 'one'"):
+            client.search("one", query=ids[:1])
+
+
+@pytest.mark.lite
+def test_paper_method_and_clear_errors(tmp_path, world):
+    lib, Xn, yn, codes, ids = world
+    db = str(tmp_path / "e.db")
+    with HashStore(db) as store:
+        spec = lib.encoder_spec()
+        store.create_collection("lib", encoder=spec)
+        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+        store.create_collection("empty", encoder=spec)
+    ex_ids, ex_labels = pick(yn, ids, np.unique(yn)[:3], 4)
+    with HashClient(db, collection="lib") as client:
+        cat = client.define("paper", examples=ex_ids, labels=ex_labels, method="l1", n_bits=16)
+        assert cat.arrays["positions"].shape == (16,)
+        with pytest.raises(InvalidInputError, match="examples: expected at least one example"):
+            client.define("x", examples=[])
+        with pytest.raises(InvalidInputError, match="examples: expected ids stored in 'lib'"):
+            client.define("x", examples=[1, 2])
+        with pytest.raises(InvalidInputError, match="n_bits"):
+            client.define("x", examples=ex_ids, labels=ex_labels, n_bits=2048)
+        with pytest.raises(InvalidInputError, match="n_bits"):
+            client.define("x", examples=ex_ids, labels=ex_labels, n_bits=12)
+        with pytest.raises(InvalidInputError, match="name: expected"):
+            client.define("bad name!", examples=ex_ids)
+        with pytest.raises(InvalidInputError, match="labels: expected 12 labels"):
+            client.define("x", examples=ex_ids, labels=ex_labels[:3])
+        with pytest.raises(InvalidInputError, match="library: expected the UGHLibrary"):
+            client.define("x", examples=Xn[:3])
+        with pytest.raises(CategoryNotFoundError, match="no category 'nope'"):
+            client.describe("nope")
+        with pytest.raises(InvalidInputError, match="mode"):
+            client.search("paper", query=ids[:1], mode="fast")
+        with pytest.raises(CategoryNotFoundError, match="not materialized"):
+            client.search("paper", query=ids[:1], mode="materialized")
+    with HashClient(db, collection="empty") as client:  # one class with no background
+        with pytest.raises(InvalidInputError, match="background"):
+            client.define("x", examples=codes[:3])
+    other = UGHLibrary(n_rounds=24, n_subset=600, n_categories=12, n_expand=20, random_state=1).fit(Xn)
+    with pytest.raises(EncoderMismatchError, match="library"):
+        HashClient(db, collection="lib", library=other)
+
+
+@pytest.mark.lite
+def test_category_cli(tmp_path, world):
+    lib, Xn, yn, codes, ids = world
+    db = str(tmp_path / "cli.db")
+    with HashStore(db) as store:
+        spec = lib.encoder_spec()
+        store.create_collection("lib", encoder=spec)
+        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    ex_ids, ex_labels = pick(yn, ids, np.unique(yn)[:3], 3)
+    run = CliRunner().invoke
+    base = ["--collection", "lib", "--uri", db]
+    out = run(cli, ["category", "define", "t", *base, "--ids", ",".join(map(str, ex_ids)), "--labels",
+                    ",".join(ex_labels)])
+    assert out.exit_code == 0 and "defined 't': cca, 16 bits" in out.output, out.output
+    assert "t: cca, 16 bits" in run(cli, ["category", "list", *base]).output
+    out = run(cli, ["category", "materialize", "t", *base])
+    assert out.exit_code == 0 and f"{len(ids):,} codes" in out.output
+    out = run(cli, ["category", "search", "t", *base, "--id", str(ex_ids[0]), "--mode", "materialized", "-k", "3",
+                    "--json"])
+    assert out.exit_code == 0 and len(__import__("json").loads(out.output)["hits"]) == 3
+    assert run(cli, ["category", "define", "t", *base]).exit_code == 2
+    out = run(cli, ["category", "drop", "nope", *base])
+    assert out.exit_code == 1 and "no category 'nope'" in out.output
+    assert run(cli, ["category", "drop", "t", *base]).exit_code == 0
