@@ -130,17 +130,15 @@ class HashClient:
                        f"{arr.dtype} array of shape {arr.shape}")
 
     def background_codes(self) -> np.ndarray:
-        """A random sample (``background`` codes, seeded) of the collection's library codes, cached."""
+        """A random sample (``background`` codes, seeded) of the collection's library codes, cached:
+        all ids are listed (cheap, without codes), then only the sample's codes are read."""
         if self._background is None:
+            ids = [rec.ids for rec in self.store.iter_records(self.collection, with_codes=False)]
+            ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
             rng = np.random.default_rng(self.seed)
-            keep, seen = [], 0
-            n = self.store.count(self.collection)
-            p = min(1.0, self.background_size / max(n, 1))
-            for _, codes in self.store.iter_codes(self.collection):
-                seen += len(codes)
-                keep.append(codes[rng.random(len(codes)) < p])
-            bg = np.concatenate(keep) if keep else np.zeros((0, self.library_bits // 8), np.uint8)
-            self._background = bg[: self.background_size]
+            pick = np.sort(rng.choice(ids, min(self.background_size, ids.size), replace=False))
+            self._background = self.store.get(self.collection, ids=pick).codes if pick.size else \
+                np.zeros((0, self.library_bits // 8), np.uint8)
         return self._background
 
     # ------------------------------------------------------------------ definitions
@@ -250,13 +248,15 @@ class HashClient:
         self.store._call("write progress", DEFINITIONS, self.store._client.upsert, self.definitions.definitions, [row])
 
     def search(self, name: str, *, query, k: int = 10, mode: str = "instant", candidates: int = DEFAULT_CANDIDATES,
-               output_fields=("source", "label")) -> SearchResult:
+               output_fields=("source", "label"), ties: str = "id") -> SearchResult:
         """Top-k by Hamming distance on the category's code.
 
         ``mode="instant"`` searches the library codes for the ``candidates`` nearest (full library
         Hamming distance), then ranks them by the category code; ``"materialized"`` searches the task
         collection (see :meth:`materialize`), exactly. ``query``: ids, library codes, features or images.
         Rows sorted by (distance, id), padded with -1 / int32 max, as :meth:`HashStore.search`.
+        ``ties="id"`` (default) makes the materialized answer equal numpy's exactly; short codes tie a
+        lot, and resolving the ties costs extra range searches: ``ties="any"`` skips them.
         """
         cat = self.category(name)
         qlib, _ = self.library_codes(query, argument="query")
@@ -265,7 +265,7 @@ class HashClient:
             task = self.task_collection(name)
             if not self.store.has_collection(task):
                 raise CategoryNotFoundError(f"mode: category {name!r} is not materialized; call materialize({name!r})")
-            return self.store.search(task, codes=qcat, k=k, ties="id", output_fields=list(output_fields),
+            return self.store.search(task, codes=qcat, k=k, ties=ties, output_fields=list(output_fields),
                                      encoder=cat.encoder_spec())
         if mode != "instant":
             raise expected("mode", "'instant' or 'materialized'", repr(mode))

@@ -58,6 +58,7 @@ SCALAR_FIELDS = (SOURCE, LABEL, METADATA)
 MAX_SOURCE_BYTES = 4096
 MAX_LABEL_BYTES = 256
 MAX_TOPK = 16384  # Milvus's limit on k (and on the hits of one range search)
+_PAGE_BYTES = 2 << 20  # codes per page when streaming
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 DEFAULT_TIMEOUT = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
@@ -367,13 +368,16 @@ class HashStore:
 
     def iter_records(self, collection: str, *, batch_size: int = 10_000, with_codes: bool = True,
                      filter: str = "") -> Iterator[Records]:
-        """Stream every row of the collection in batches of at most ``batch_size``, by ascending id.
+        """Stream every row of the collection in batches of at most ``batch_size`` (and about 2 MiB of
+        codes), by ascending id.
 
         Pages by primary key (``id > last``), which works on every Milvus version; memory stays
         bounded by one batch whatever the collection's size.
         """
         info = self.describe_collection(collection)
         batch_size = _check_positive_int(batch_size, "batch_size", MAX_TOPK)
+        if with_codes:  # wide codes: pages of about 2 MiB (Milvus slows down sharply on larger answers)
+            batch_size = min(batch_size, max(256, _PAGE_BYTES // (info.n_bits // 8)))
         fields = [ID] + ([CODE] if with_codes else []) + list(SCALAR_FIELDS)
         last = None
         while True:

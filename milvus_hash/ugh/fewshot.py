@@ -20,6 +20,8 @@ The code of an item is ``(f(x) - mean) P >= 0`` where ``f(x)`` is its library co
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.linalg import eigh
 from sklearn.base import BaseEstimator
@@ -41,23 +43,33 @@ def span_cca(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float) -> np.ndarra
     classes, yi = np.unique(y, return_inverse=True)
     Y = np.eye(classes.size)[yi]
     Y -= Y.mean(0)
-    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    # the thin SVD Xc = U S Vt (n << d) from the eigendecomposition of the n x n Gram matrix (float32
+    # product: entries are sums of +-1), and Vt never formed: W = Vt.T B = Xc.T (U / S) B. Much faster
+    # than LAPACK's gesdd on 20,000 columns.
+    Xc = Xc.astype(np.float32, copy=False)
+    w, U = np.linalg.eigh((Xc @ Xc.T).astype(np.float64))
+    order = np.argsort(-w)
+    S = np.sqrt(np.maximum(w[order], 0.0))
+    U = U[:, order]
     keep = S > 1e-6 * max(S.max(), 1e-30)
-    U, S, Vt = U[:, keep], S[keep], Vt[keep]
+    U, S = U[:, keep], S[keep]
     Xr = U * S
     Cxx = np.diag(S ** 2 / n + ridge)
     Cxy = Xr.T @ Y / n
     Cyy = Y.T @ Y / n + 1e-6 * np.eye(Y.shape[1])
     vals, B = eigh(Cxy @ np.linalg.solve(Cyy, Cxy.T), Cxx)
     order = np.argsort(-vals)[:k]
-    W = Vt.T @ B[:, order]
+    W = (Xc.T @ ((U / S) @ B[:, order]).astype(np.float32)).astype(np.float64)
     return W / np.maximum(np.linalg.norm(W, axis=0), 1e-30)
 
 
-def fill_directions(W: np.ndarray, k: int, basis: np.ndarray) -> np.ndarray:
-    """Complete ``W (d, j)`` to ``k`` columns with ``basis (d, m)`` directions orthogonal to it."""
+def fill_directions(W: np.ndarray, k: int, basis) -> np.ndarray:
+    """Complete ``W (d, j)`` to ``k`` columns with ``basis (d, m)`` directions orthogonal to it
+    (``basis`` may be a callable returning them: it is called only when directions are missing)."""
     if W.shape[1] >= k:
         return W[:, :k]
+    if callable(basis):
+        basis = basis()
     Q, _ = np.linalg.qr(W)
     extra = basis - Q @ (Q.T @ basis)
     extra = np.linalg.qr(extra)[0][:, :k - W.shape[1]]
@@ -117,12 +129,14 @@ class CCACoder(BaseEstimator):
             Fl = np.vstack([Fl, Fu[: max(10 * Fl.shape[0], 100)]])
             y = np.concatenate([np.zeros(len(codes), dtype=np.int64), np.ones(Fl.shape[0] - len(codes), dtype=np.int64)])
             classes = np.array([0, 1])
-        _, _, Vt = randomized_svd(Fu - mean, n_components=n_bits, random_state=self.random_state)
-        basis = Vt.T
+        @functools.cache
+        def basis():  # principal directions of the background, computed only if directions are missing
+            return randomized_svd(Fu - mean, n_components=n_bits, random_state=self.random_state)[2].T
         W = fill_directions(span_cca(Fl, y, n_bits, ridge=self.ridge), n_bits, basis)
         if self.self_training and classes.size >= 2:
             W = self._self_train(Fl, y, Fu, mean, W, classes, n_bits, basis)
-        V = (Fu - mean) @ W
+        W32 = W.astype(np.float32)  # float32 products with the float32 codes: no (n, L) float64 copy
+        V = (Fu @ W32 - mean @ W32).astype(np.float64)
         R = itq_rotation(V, rng=rng)
         self.projection_ = (W @ R).astype(np.float32)
         self.offset_ = (mean @ self.projection_).astype(np.float32)
@@ -131,8 +145,9 @@ class CCACoder(BaseEstimator):
 
     def _self_train(self, Fl, y, Fu, mean, W, classes, n_bits, basis):
         k = min(classes.size - 1, W.shape[1])
-        Zu = (Fu - mean) @ W[:, :k]
-        Zl = (Fl - mean) @ W[:, :k]
+        Wk = W[:, :k].astype(np.float32)
+        Zu = Fu @ Wk - mean @ Wk
+        Zl = Fl @ Wk - mean @ Wk
         yi = np.searchsorted(classes, y)
         means = np.stack([Zl[yi == c].mean(0) for c in range(classes.size)])
         Zn = Zu / np.maximum(np.linalg.norm(Zu, axis=1, keepdims=True), 1e-12)
