@@ -242,3 +242,24 @@ def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp
     code = "00" * 10
     res = run("search", "--collection", "c", "--code", code, "--uri", db, "-k", "3", "--json")
     assert res.exit_code == 0 and len(json.loads(res.output)["hits"]) == 3
+
+
+@pytest.mark.lite
+def test_client_defines_a_category_from_images_through_the_librarys_backbone(digits_folder, library, tmp_path):
+    from milvus_hash.client import HashClient
+
+    db = tmp_path / "m.db"
+    assert run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet").exit_code == 0
+    sevens = sorted((digits_folder / "7").glob("*.png"))
+    with HashClient(str(db), collection="c", library=library) as client:
+        cat = client.define("sevens", examples=sevens[:5])
+        by_image = client.score("sevens", query=sevens[5:])
+        src = open_source(digits_folder)
+        ids = {it.key: it.id for it in src.items()}
+        by_id = client.score("sevens", query=[ids[f"7/{p.name}"] for p in sevens[5:]])
+        np.testing.assert_allclose(by_image, by_id)  # an image is encoded as it was at ingestion
+        client.materialize("sevens")
+        got = client.search("sevens", query=[sevens[6]], k=5, mode="materialized")
+        assert got.distances[0][0] == 0 and cat.classes == ["sevens"]
+        others = [ids[it.key] for it in src.items() if not it.key.startswith("7/") and "corrupt" not in it.key]
+        assert by_id.mean() > client.score("sevens", query=others).mean()
