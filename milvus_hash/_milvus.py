@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,10 +120,24 @@ class Connection:
         self.target = target
         self.timeout = timeout
         self._client_kwargs = client_kwargs
-        with translate_errors("connect", target):
-            self.client = MilvusClient(uri=target.uri, timeout=timeout, **client_kwargs)
+        self.client = self._retry_embedded(lambda: MilvusClient(uri=target.uri, timeout=timeout, **client_kwargs))
         self._alias: str | None = None
         self._orm: dict[str, object] = {}
+
+    def _retry_embedded(self, connect):
+        """Connect; on Milvus Lite, retry for a few seconds: a Lite process that another client of the
+        same file has just closed can still hold the file ("unable to open database file") while it exits."""
+        deadline = time.monotonic() + (min(self.timeout, 10.0) if self.target.embedded else 0.0)
+        delay = 0.2
+        while True:
+            try:
+                with translate_errors("connect", self.target):
+                    return connect()
+            except MilvusUnavailableError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     def orm_collection(self, name: str):
         """The ORM ``Collection`` for column inserts, or None where pymilvus has no ORM."""
@@ -133,8 +148,8 @@ class Connection:
                 warnings.simplefilter("ignore")
                 if self._alias is None:
                     self._alias = f"milvus-hash-{os.getpid()}-{next(_alias_counter)}"
-                    _orm_connections.connect(alias=self._alias, uri=self.target.uri,
-                                             timeout=self.timeout, **self._client_kwargs)
+                    self._retry_embedded(lambda: _orm_connections.connect(
+                        alias=self._alias, uri=self.target.uri, timeout=self.timeout, **self._client_kwargs))
                 self._orm[name] = _OrmCollection(name, using=self._alias)
         return self._orm[name]
 
