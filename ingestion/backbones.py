@@ -279,4 +279,18 @@ def get_backbone(name: str, weights="DEFAULT", *, device="auto", ten_crop: bool 
     return Backbone(name, module, transform, arch.dim, label, identity, dev)
 
 
-__all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "get_backbone", "resolve_device"]
+def record_arguments(record: dict) -> dict:
+    """``get_backbone``'s ``name``, ``weights`` and ``size`` that reload the backbone a record
+    (``ingestion.pipeline.backbone_record``: name, weights, fingerprint, dim) describes."""
+    recorded = record.get("weights")
+    if recorded in (None, "random", "none"):
+        weights = None
+    elif "_Weights." in str(recorded):  # a torchvision enum member, e.g. ResNet50_Weights.IMAGENET1K_V2
+        weights = str(recorded).rsplit(".", 1)[-1]
+    else:
+        weights = str(recorded)
+    size = int(round(record.get("dim", 784) ** 0.5)) if record["name"] == "pixels" else 28
+    return {"name": record["name"], "weights": weights, "size": size}
+
+
+__all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "get_backbone", "record_arguments", "resolve_device"]

@@ -84,32 +84,24 @@ def _weights_arg(text):
     return text
 
 
-def _recorded_weights(recorded) -> str:
-    """The --weights value that reloads what a backbone record says was loaded."""
-    if recorded in (None, "random", "none"):
-        return "none"
-    if "_Weights." in str(recorded):  # a torchvision enum member, e.g. ResNet50_Weights.IMAGENET1K_V2
-        return str(recorded).rsplit(".", 1)[-1]
-    return str(recorded)
-
-
 def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | None = None):
     """The backbone the flags ask for, or the one an encoder records; clashing flags are a UsageError."""
-    from .backbones import get_backbone
+    from .backbones import get_backbone, record_arguments
 
+    resolved = _weights_arg(weights)
     if record is not None:
         if backbone is not None and backbone != record["name"]:
             raise click.UsageError(f"--backbone {backbone} clashes with the encoder, which was fitted on "
                                    f"{record['name']!r} features; leave --backbone out to use that one")
-        backbone = record["name"]
+        recorded = record_arguments(record)
+        backbone = recorded["name"]
         if weights is None:
-            weights = _recorded_weights(record.get("weights"))
-        if size is None and backbone == "pixels":
-            size = int(round(record.get("dim", 784) ** 0.5))
+            resolved = recorded["weights"]
+        size = size or recorded["size"]
     backbone = backbone or "resnet50"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bb = get_backbone(backbone, _weights_arg(weights), device=device, ten_crop=ten_crop, size=size or 28)
+        bb = get_backbone(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)
     for w in caught:
         click.secho(f"WARNING: {w.message}", fg="red", err=True, bold=True)
     if record is not None and record.get("fingerprint") != bb.fingerprint:

@@ -84,15 +84,12 @@ class HashClient:
         if self.library is None:
             raise expected("library", "the UGHLibrary (or its file) to encode images or features", None)
         if self._backbone is None:
-            from ingestion.backbones import get_backbone
+            from ingestion.backbones import get_backbone, record_arguments
 
             record = getattr(self.library, "features_", None)
             if not record:
                 raise expected("backbone", "a backbone (the library records none)", None)
-            weights = None if record.get("weights") in ("none", "random") else record["weights"]
-            weights = weights.rsplit(".", 1)[-1] if weights and "_Weights." in weights else weights
-            self._backbone = get_backbone(record["name"], weights=weights,
-                                          size=int(round(record["dim"] ** 0.5)) if record["name"] == "pixels" else 28)
+            self._backbone = get_backbone(**record_arguments(record))
         from PIL import Image
 
         opened = [Image.open(im) if isinstance(im, (str, Path)) else im for im in images]
@@ -228,24 +225,12 @@ class HashClient:
         for rec in self.store.iter_records(self.collection, batch_size=batch_size, filter=flt):
             self.store.upsert(task, ids=rec.ids, codes=cat.transform(rec.codes), encoder=spec, sources=rec.sources,
                               labels=rec.labels)
-            self._save_progress(name, cat, int(rec.ids[-1]))
+            self.definitions.save_progress(name, cat.fingerprint, int(rec.ids[-1]))
         self.store.flush(task)
         return task
 
-    def _progress_key(self, name: str) -> str:
-        return f"progress/{self.collection}/{name}"
-
     def _progress(self, name: str, cat: Category):
-        rows = self.store._call("read progress", DEFINITIONS, self.store._client.query, self.definitions.definitions,
-                                filter=f'key == "{self._progress_key(name)}"', output_fields=["version", "part"])
-        if rows and rows[0]["version"] == cat.fingerprint[:64]:
-            return int(rows[0]["part"])
-        return None
-
-    def _save_progress(self, name: str, cat: Category, last_id: int) -> None:
-        row = self.definitions._row(self._progress_key(name), name, cat.fingerprint[:64], last_id, "")
-        row["part"] = last_id
-        self.store._call("write progress", DEFINITIONS, self.store._client.upsert, self.definitions.definitions, [row])
+        return self.definitions.progress(name, cat.fingerprint)
 
     def search(self, name: str, *, query, k: int = 10, mode: str = "instant", candidates: int = DEFAULT_CANDIDATES,
                output_fields=("source", "label"), ties: str = "id") -> SearchResult:
