@@ -135,16 +135,12 @@ from ingestion.backbones import get_backbone
 from ingestion.pipeline import ingest
 from ingestion.sources import IdxSource
 from milvus_hash import HashStore
-from ingest_bench import shaped_library
+from ingest_bench import _Head, shaped_library
 n = int(sys.argv[1])
 src = IdxSource({idx!r})
-items = src.items()[:n]
-class Head:
-    def items(self): return items
-    def open(self, it): return src.open(it)
 bb = get_backbone("pixels", weights=None)
 with tempfile.TemporaryDirectory() as d, HashStore(d + "/m.db") as store:
-    rep = ingest(Head(), store=store, collection="m", encoder=shaped_library(784, 2048), backbone=bb,
+    rep = ingest(_Head(src, src.items()[:n]), store=store, collection="m", encoder=shaped_library(784, 2048), backbone=bb,
                  batch_size=256, workers=2, progress=False)
     count = store.count("m")
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
