@@ -170,12 +170,15 @@ class Backbone(nn.Module):
 
     Attributes: ``name``, ``weights`` (what was loaded), ``dim``, ``transform``, ``device``,
     ``fingerprint`` (hex digest of name, weights and transform: features of two backbones with
-    different fingerprints must not be mixed).
+    different fingerprints must not be mixed). ``normalize=False`` returns the module's raw outputs
+    (a UTH network's hash-layer activations).
     """
 
-    def __init__(self, name: str, module: nn.Module, transform, dim: int, weights: str, identity: str, device):
+    def __init__(self, name: str, module: nn.Module, transform, dim: int, weights: str, identity: str, device,
+                 *, normalize: bool = True):
         super().__init__()
         self.name, self.module, self.transform, self.dim, self.weights = name, module, transform, dim, weights
+        self.normalize = normalize
         self.fingerprint = hashlib.sha256(f"{name}|{identity}|{transform!r}".encode()).hexdigest()
         self.device = torch.device(device)
         self.module.eval().to(self.device)
@@ -195,7 +198,7 @@ class Backbone(nn.Module):
         out = (out["features"] if isinstance(out, dict) else out).float().flatten(1)
         if crops:
             out = out.view(-1, crops, out.shape[1]).mean(1)
-        return nn.functional.normalize(out, dim=1)
+        return nn.functional.normalize(out, dim=1) if self.normalize else out
 
     def extract(self, images, *, batch_size: int = 64) -> np.ndarray:
         """Features ``float32 (n, dim)`` of a list of PIL images (in memory, one process)."""
@@ -240,11 +243,33 @@ def get_backbone(name: str, weights="DEFAULT", *, device="auto", ten_crop: bool 
         return Backbone(name, PixelFeatures(), transform, size * size, "none", "none", dev)
     if ten_crop and arch.torchvision is None:
         raise expected("ten_crop", f"False for {name!r} (ten-crop is for the ImageNet backbones)", ten_crop)
+    trunk = load_trunk(name, weights, ten_crop=ten_crop, stacklevel=3)
+    return Backbone(name, trunk.module, trunk.transform, arch.dim, trunk.label, trunk.identity, dev)
 
+
+@dataclass
+class Trunk:
+    """A CNN up to its feature node, trainable (``module(x)["features"]`` is ``(n, dim)``, before any
+    normalisation), with its input transform and what identifies its weights."""
+
+    module: nn.Module
+    transform: object
+    dim: int
+    label: str  # the weights as given: a path, an enum member's name, or "random"
+    identity: str  # a digest of the weights (file bytes) or the enum member's name
+    input_shape: tuple[int, int, int]  # (channels, height, width) the module takes
+
+
+def load_trunk(name: str, weights="DEFAULT", *, ten_crop: bool = False, stacklevel: int = 2) -> Trunk:
+    """The CNN ``name`` with ``weights`` (as :func:`get_backbone`) cut at its feature node."""
+    if name not in ARCHITECTURES or ARCHITECTURES[name].node is None:
+        raise expected("backbone", f"one of {sorted(k for k, a in ARCHITECTURES.items() if a.node)} (a CNN)",
+                       repr(name))
+    arch = ARCHITECTURES[name]
     state, label, identity = None, "random", "random"
     if weights is None:
         warnings.warn(f"backbone {name!r} has random weights (weights=None): its features are not meaningful; "
-                      "use it for tests only", RandomWeightsWarning, stacklevel=2)
+                      "use it for tests only", RandomWeightsWarning, stacklevel=stacklevel + 1)
     elif isinstance(weights, Path) or (isinstance(weights, str) and not _is_enum_name(arch, weights)):
         path = Path(weights).expanduser()
         state = _read_state_dict(path, name, arch)
@@ -262,11 +287,13 @@ def get_backbone(name: str, weights="DEFAULT", *, device="auto", ten_crop: bool 
         model = SmallCNN(n_classes=n_classes or 10)
         transform = T.Compose([ToGray(), T.Resize((28, 28), antialias=True), T.ToTensor(),
                                T.Normalize((GRAY_MEAN,), (GRAY_STD,))])
+        shape = (1, 28, 28)
     else:
         from torchvision.models import get_model
 
         model = get_model(arch.torchvision, weights=None, **({"num_classes": n_classes} if n_classes else {}))
         transform = _imagenet_transform(arch.torchvision, ten_crop)
+        shape = (3, 224, 224)
     if state is not None:
         try:
             model.load_state_dict(state, strict=True)
@@ -276,7 +303,7 @@ def get_backbone(name: str, weights="DEFAULT", *, device="auto", ten_crop: bool 
     from torchvision.models.feature_extraction import create_feature_extractor
 
     module = create_feature_extractor(model, return_nodes={arch.node: "features"})
-    return Backbone(name, module, transform, arch.dim, label, identity, dev)
+    return Trunk(module, transform, arch.dim, label, identity, shape)
 
 
 def record_arguments(record: dict) -> dict:
@@ -293,4 +320,4 @@ def record_arguments(record: dict) -> dict:
     return {"name": record["name"], "weights": weights, "size": size}
 
 
-__all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "get_backbone", "record_arguments", "resolve_device"]
+__all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "Trunk", "get_backbone", "load_trunk", "record_arguments", "resolve_device"]

@@ -121,8 +121,9 @@ def info(store, collections, as_json):
 from .cli_ingest import ingest, search  # noqa: E402
 from .cli_features import features, hypertrain  # noqa: E402
 from .cli_category import category  # noqa: E402
+from .cli_uth import train_uth  # noqa: E402
 
-for _command in (features, hypertrain, ingest, search, category):
+for _command in (features, hypertrain, train_uth, ingest, search, category):
     cli.add_command(_command)
 
 

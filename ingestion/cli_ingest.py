@@ -12,17 +12,36 @@ from .cli_features import _print_failures, _source_option, open_cli_source
 from .cli_options import EXIT_ERROR, HashCliError, backbone_options, make_backbone, milvus_options
 
 
-def _load_encoder(path: str):
+def _load_encoder(path: str, device: str = "auto"):
     from milvus_hash.encoders import load_encoder
 
-    return load_encoder(path)
+    return load_encoder(path, device=device)
+
+
+def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_crop, size):
+    """``(encoder, backbone)`` for the pipeline: a UTH network is its own backbone (its hash-layer
+    outputs, thresholded by the encoder); the others run on the backbone they record."""
+    from milvus_hash.encoders import encoder_backbone
+
+    encoder = _load_encoder(encoder_path, device)
+    if encoder.encoder_spec().kind == "uth":
+        clash = [f for f, v in (("--backbone", backbone), ("--weights", weights), ("--ten-crop", ten_crop),
+                                ("--size", size)) if v]
+        if clash:
+            raise click.UsageError(f"{', '.join(clash)} clash with --encoder {encoder_path}, a UTH network that "
+                                   "carries its own CNN; leave them out")
+        bb, codes = encoder.as_pipeline()
+        return codes, bb
+    bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
+                       record=encoder_backbone(encoder))
+    return encoder, bb
 
 
 @click.command()
 @click.argument("source")
 @click.option("--collection", required=True, help="Collection to write (created when missing).")
 @click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False),
-              help="Fitted encoder file (a UGH library from `hypertrain`, or an LSH hasher).")
+              help="Fitted encoder file: a UGH library (`hypertrain`), a UTH network (`train-uth`) or an LSH hasher.")
 @milvus_options
 @backbone_options
 @_source_option
@@ -39,25 +58,24 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     Ids derive from the images' paths (or file#index for IDX), and rows are upserted:
     a rerun after a crash or Ctrl-C writes no duplicates, and --resume skips what is
     stored. Unreadable images are skipped and listed. The backbone is the one the
-    encoder records; --backbone/--weights only when it records none.
+    encoder records (a UTH network is its own); --backbone/--weights only when it
+    records none.
 
     \b
     Examples:
       milvus-hash ingest photos/ --collection photos --encoder lib.npz
       milvus-hash ingest photos/ --collection photos --encoder lib.npz --resume
+      milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
       MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
           --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
     """
-    from milvus_hash.encoders import encoder_backbone
-
     from .pipeline import ingest as run_ingest
     from .sources import parse_shard
 
     src = open_cli_source(source, labels)
     shard_t = parse_shard(shard)
-    encoder = _load_encoder(encoder_path)
-    bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
-                       record=encoder_backbone(encoder))
+    encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
+                                       ten_crop=ten_crop, size=size)
     report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
                         batch_size=batch_size, workers=workers, shard=shard_t, resume=resume,
                         features_out=keep_features, progress=not quiet)
@@ -111,15 +129,13 @@ def search(collection, image, item_id, code, encoder_path, k, filter_expr, store
     if image is not None:
         if encoder_path is None:
             raise click.UsageError("--image needs --encoder, the encoder file the collection was written with")
-        from milvus_hash.encoders import encoder_backbone
         from PIL import Image, UnidentifiedImageError
 
-        encoder = _load_encoder(encoder_path)
+        encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
+                                           ten_crop=ten_crop, size=size)
         if encoder.encoder_spec() != info.encoder:
             raise HashCliError(f"--encoder {encoder_path} is {encoder.encoder_spec()}, but collection {collection!r} "
                                f"was written by {info.encoder}", EXIT_ERROR)
-        bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
-                           record=encoder_backbone(encoder))
         try:
             with Image.open(image) as im:
                 im.load()

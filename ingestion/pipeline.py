@@ -168,7 +168,7 @@ class _Writer:
         self.pool.shutdown(wait=True)
 
 
-def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch_size: int = 64,
+def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
            workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, features_out=None,
            write_rows: int = 2048, progress: bool = True) -> Report:
     """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
@@ -176,7 +176,8 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch
     Args:
         source: an image source (:mod:`.sources`).
         store: a :class:`milvus_hash.store.HashStore`.
-        encoder: a fitted encoder on the backbone's features (``transform`` and ``encoder_spec``).
+        encoder: a fitted encoder on the backbone's features (``transform`` and ``encoder_spec``), or
+            a fitted :class:`milvus_hash.uth.UTHEncoder` (its own backbone: leave ``backbone`` out).
         backbone: the feature extractor (:func:`.backbones.get_backbone`).
         shard: ``(I, N)``: only the items whose id is I modulo N.
         resume: skip the ids the collection already holds.
@@ -184,6 +185,12 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone, batch
         write_rows: rows per write to Milvus.
     """
     t0 = time.perf_counter()
+    if hasattr(encoder, "as_pipeline"):
+        if backbone is not None:
+            raise expected("backbone", "None with a UTH encoder (the network is its own backbone)", backbone)
+        backbone, encoder = encoder.as_pipeline()
+    elif backbone is None:
+        raise expected("backbone", "the feature extractor the encoder was fitted on", None)
     n_features = getattr(encoder, "n_features_in_", None)
     if n_features is not None and n_features != backbone.dim:
         raise expected("encoder", f"an encoder of {backbone.dim}-D {backbone.name!r} features",

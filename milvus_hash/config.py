@@ -14,7 +14,12 @@ UGH_KEYS = {"n_subset": _INT, "n_candidates": _INT, "n_categories": _INT, "per_c
             "bits_per_round": _INT, "n_expand": _INT, "n_rounds": _INT, "gamma": _NUM, "lambda1": _NUM,
             "lambda2": (int, float, type(None)), "n_iter": _INT, "holdout": _NUM, "n_jobs": _INT,
             "random_state": (int, type(None)), "solver": (str,)}
-SECTIONS = {"store": STORE_KEYS, "ugh": UGH_KEYS}
+UTH_KEYS = {"n_bits": _INT, "backbone": (str,), "weights": (str, type(None)), "activation": (str,),
+            "batchnorm": (bool,), "alpha": _NUM, "beta": _NUM, "margin": _NUM, "rotations": (list,),
+            "stage1_epochs": _INT, "stage2_epochs": _INT, "lr": _NUM, "stage2_lr": _NUM, "schedule": (str,),
+            "momentum": _NUM, "weight_decay": _NUM, "batch_size": _INT, "workers": _INT,
+            "random_state": (int, type(None))}
+SECTIONS = {"store": STORE_KEYS, "ugh": UGH_KEYS, "uth": UTH_KEYS}
 
 
 def load_config(path: str | Path) -> dict:
@@ -37,7 +42,8 @@ def load_config(path: str | Path) -> dict:
             kinds = SECTIONS[section].get(key)
             if kinds is None:
                 raise expected(f"config {section}", f"keys among {sorted(SECTIONS[section])}", repr(key))
-            if not isinstance(value, kinds) or isinstance(value, bool):
-                names = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                names = " or ".join(k.__name__ for k in kinds)
                 raise expected(f"config {section}.{key}", f"a value of type {names}", repr(value))
     return data
