@@ -85,3 +85,27 @@ def cached_library(name: str, X: np.ndarray, *, n_rounds: int, n_jobs: int = 2, 
     seconds = time.perf_counter() - t0
     lib.save(path)
     return lib, seconds
+
+
+def export_features(name: str, X: np.ndarray, y: np.ndarray, split: str) -> Path:
+    """Write benchmark features as a features folder (``benchmarks/results/features_{name}_{split}``),
+    rows keyed ``{split}#{i}``, so that ``milvus-hash eval`` runs on exactly these arrays. Rewritten
+    when the arrays change (their fingerprint is the folder's backbone record)."""
+    import shutil
+
+    from ingestion.features_file import FeaturesWriter, read_meta
+    from ingestion.sources import item_id
+    from milvus_hash.encoder import fingerprint
+
+    out = RESULTS / f"features_{name}_{split}"
+    fp = fingerprint(X, np.asarray(y))
+    if (out / "meta.json").is_file() and read_meta(out)["backbone"].get("fingerprint") == fp:
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    keys = [f"{split}#{i}" for i in range(len(X))]
+    writer = FeaturesWriter(out, {"name": f"benchmark {name}", "weights": "none", "fingerprint": fp,
+                                  "dim": int(X.shape[1])})
+    for s in range(0, len(X), 10_000):
+        writer.write(np.array([item_id(k) for k in keys[s:s + 10_000]], np.int64), X[s:s + 10_000],
+                     keys[s:s + 10_000], [str(v) for v in y[s:s + 10_000]])
+    return out

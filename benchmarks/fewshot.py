@@ -16,6 +16,13 @@ Then code lengths 8/16/32/64 at n = 10.
 ``--validate`` replaces the test queries by 1,000 held-out *training* images (removed from the
 database): the setting for choosing hyper-parameters without looking at the queries.
 
+The arrays are also written as features folders, so the command line reproduces these numbers::
+
+    milvus-hash eval benchmarks/results/features_pixels_train \
+        --query-source benchmarks/results/features_pixels_test \
+        --library benchmarks/results/ugh_pixels_D2000_s0.npz --protocol fewshot --shots 1,3,5,10,30 \
+        --lengths 8,16,32,64 --draws 5 --out report/      # --classes 5,6,7,8,9 for --features cnn
+
 Usage::
 
     .venv/bin/python benchmarks/fewshot.py                      # pixels, 20,000-bit library, 5 draws
@@ -28,33 +35,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import numpy as np
 
-from common import BASE_CLASSES, RESULTS, cached_library, cnn_features, pixel_features
+from common import BASE_CLASSES, RESULTS, cached_library, cnn_features, export_features, pixel_features
 
-from milvus_hash.codes import select_bits
-from milvus_hash.eval import average_precisions, mean_average_precision, precision_within_radius
-from milvus_hash.itq import ITQHasher
-from milvus_hash.lsh import LSHHasher
-from milvus_hash.ugh.fewshot import CCACoder
-from milvus_hash.ugh.selection import L1BitSelector
-
-
-def cosine_map(Xq, yq, Xdb, ydb) -> float:
-    aps = []
-    for s in range(0, len(Xq), 100):
-        sim = Xq[s:s + 100] @ Xdb.T
-        order = np.argsort(-sim, axis=1, kind="stable")
-        rel = ydb[order] == yq[s:s + 100, None]
-        hits = np.cumsum(rel, axis=1)
-        aps.append((rel * hits / np.arange(1, len(ydb) + 1)).sum(1) / np.maximum(rel.sum(1), 1))
-    return float(np.concatenate(aps).mean())
+from milvus_hash.eval.protocols import fewshot_protocol  # noqa: E402
 
 
 def run(args) -> dict:
     Xtr, ytr, Xte, yte = pixel_features() if args.features == "pixels" else cnn_features()
+    for split, X, y in (("train", Xtr, ytr), ("test", Xte, yte)):  # for `milvus-hash eval` on the same arrays
+        export_features(args.features, X, y, split)
     lib, secs = cached_library(args.features, Xtr, n_rounds=args.rounds, n_jobs=args.jobs)
     if secs is not None:
         print(f"hyper-trained {lib.n_bits_:,} bits in {secs:.0f} s", flush=True)
@@ -72,75 +64,9 @@ def run(args) -> dict:
     else:
         q_idx = rng.choice(len(Xte), 1000, replace=False)
         Xdb, ydb, Xq, yq = Xtr, ytr, Xte[q_idx], yte[q_idx]
-    Ldb, Lq = lib.transform(Xdb), lib.transform(Xq)
-    pool = LSHHasher(n_bits=4096, random_state=args.seed).fit(Xdb)
-    Pdb, Pq = pool.transform(Xdb), pool.transform(Xq)
-
-    def score(qc, dbc):
-        return (mean_average_precision(qc, yq, dbc, ydb), precision_within_radius(qc, yq, dbc, ydb, radius=2))
-
-    def methods(n_bits, lab, draw):
-        Xl, yl = Xdb[lab], ydb[lab]
-        out = {}
-        t0 = time.perf_counter()
-        coder = CCACoder(n_bits, random_state=draw).fit(Ldb[lab], yl, background=Ldb)
-        out["UGH default (CCA codes)"] = score(coder.transform(Lq), coder.transform(Ldb)) + (time.perf_counter() - t0,)
-        t0 = time.perf_counter()
-        sel = L1BitSelector(n_bits).fit(Ldb[lab], yl)
-        out["UGH paper (L1 bits)"] = score(sel.transform(Lq), sel.transform(Ldb)) + (time.perf_counter() - t0,)
-        pos = np.random.default_rng(draw).choice(lib.n_bits_, n_bits, replace=False)
-        out["random library bits"] = score(select_bits(Lq, pos), select_bits(Ldb, pos))
-        lsh = LSHHasher(n_bits, random_state=draw).fit(Xdb)
-        out["LSH"] = score(lsh.transform(Xq), lsh.transform(Xdb))
-        pca = ITQHasher(n_bits, random_state=draw).fit(Xdb)
-        out["PCA-ITQ"] = score(pca.transform(Xq), pca.transform(Xdb))
-        if len(lab) > n_bits:
-            cca = ITQHasher(n_bits, projection="cca", random_state=draw).fit(Xl, yl)
-            out["CCA-ITQ (labeled)"] = score(cca.transform(Xq), cca.transform(Xdb))
-        cca_u = ITQHasher(n_bits, projection="cca", random_state=draw).fit(Xl, yl, unlabeled=Xdb)
-        out["CCA-ITQ (rotation on unlabeled)"] = score(cca_u.transform(Xq), cca_u.transform(Xdb))
-        lsel = L1BitSelector(n_bits).fit(Pdb[lab], yl)
-        out["L1 bits of 4,096 LSH bits"] = score(lsel.transform(Pq), lsel.transform(Pdb))
-        return out
-
-    results = {"library_bits": lib.n_bits_, "validate": args.validate, "draws": args.draws,
-               "cosine_float_map": cosine_map(Xq, yq, Xdb, ydb),
-               "library_hamming_map": float(average_precisions(Lq, yq, Ldb, ydb).mean()),
-               "by_shots": {}, "by_length": {}}
-    print(f"reference: float cosine mAP {results['cosine_float_map']:.3f}; "
-          f"all {lib.n_bits_:,} library bits, Hamming mAP {results['library_hamming_map']:.3f}", flush=True)
-
-    def draw_labels(n, draw):
-        r = np.random.default_rng(10_000 * n + draw)
-        return np.concatenate([r.choice(np.flatnonzero(ydb == c), n, replace=False) for c in np.unique(ydb)])
-
-    for n in args.shots:
-        runs = [methods(16, draw_labels(n, d), d) for d in range(args.draws)]
-        results["by_shots"][n] = summarise(runs)
-        print_table(f"n = {n} labeled per class, 16 bits", results["by_shots"][n])
-    for b in args.lengths:
-        runs = [methods(b, draw_labels(10, d), d) for d in range(args.draws)]
-        results["by_length"][b] = summarise(runs)
-        print_table(f"{b} bits, n = 10", results["by_length"][b])
-    return results
-
-
-def summarise(runs: list[dict]) -> dict:
-    out = {}
-    for name in runs[0]:
-        vals = np.array([r[name] for r in runs if name in r])
-        out[name] = {"map": float(vals[:, 0].mean()), "map_std": float(vals[:, 0].std()),
-                     "p_r2": float(vals[:, 1].mean()), "p_r2_std": float(vals[:, 1].std())}
-        if vals.shape[1] > 2:
-            out[name]["fit_s"] = float(vals[:, 2].mean())
-    return out
-
-
-def print_table(title: str, rows: dict) -> None:
-    print(f"\n{title}\n  {'method':34s} {'mAP':>15s} {'P@r2':>15s}")
-    for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["map"]):
-        print(f"  {name:34s} {r['map']:.3f} ± {r['map_std']:.3f}   {r['p_r2']:.3f} ± {r['p_r2_std']:.3f}")
-    sys.stdout.flush()
+    results = fewshot_protocol(Xdb, ydb, Xq, yq, library=lib, shots=args.shots, lengths=args.lengths,
+                               draws=args.draws, seed=args.seed, log=lambda m: print(m, flush=True))
+    return {**results, "validate": args.validate}
 
 
 def main(argv=None) -> int:

@@ -33,26 +33,13 @@ from common import BASE_CNN, RESULTS, ROOT, cached_library, cnn_features, pixel_
 from ingestion.idx import load_fashion_mnist  # noqa: E402
 from milvus_hash.codes import pack_bits  # noqa: E402
 from milvus_hash.config import load_config  # noqa: E402
-from milvus_hash.eval.metrics import mean_average_precision  # noqa: E402
+from milvus_hash.eval.protocols import cosine_map, unsupervised_protocol  # noqa: E402
 from milvus_hash.itq import ITQHasher  # noqa: E402
 from milvus_hash.lsh import LSHHasher  # noqa: E402
 from milvus_hash.uth import UTHEncoder  # noqa: E402
 
 TOP = 1000
 CONFIG = ROOT / "configs" / "uth_fashion_mnist.yaml"
-
-
-def cosine_map_at(Xq, yq, Xdb, ydb, top: int = TOP) -> float:
-    aps = []
-    pos = np.arange(1, top + 1)
-    for s in range(0, len(Xq), 200):
-        sim = Xq[s:s + 200] @ Xdb.T
-        order = np.argsort(-sim, axis=1, kind="stable")[:, :top]
-        rel = ydb[order] == yq[s:s + 200, None]
-        hits = np.cumsum(rel, axis=1)
-        n = rel.sum(1)
-        aps.append(np.where(n > 0, (rel * hits / pos).sum(1) / np.maximum(n, 1), 0.0))
-    return float(np.concatenate(aps).mean())
 
 
 def ugh_subset_codes(lib, X: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -100,76 +87,76 @@ def run(setting: str, args) -> dict:
     rng = np.random.default_rng(12345)
     Xtr, ytr, Xte, yte, db, queries = split(setting, args.validate, rng)
     ydb, yq = ytr[db], yte[queries]
-    out = {"setting": setting, "validate": args.validate, "bits": args.bits, "seeds": args.seeds, "methods": {},
-           "n_train": len(Xtr), "n_database": len(db), "n_queries": len(queries), "uth": uth_params(setting, args)}
+    out = {"setting": setting, "validate": args.validate, "bits": args.bits, "seeds": args.seeds,
+           "n_train": len(Xtr), "n_database": len(db), "n_queries": len(queries), "uth": uth_params(setting, args),
+           "references": {}}
     spaces = [] if args.uth_only else feature_spaces(setting, args.validate)
     for name, Ftr, Fte in spaces:
-        out["methods"][f"float cosine ({name})"] = {"all": cosine_map_at(Fte[queries], yq, Ftr[db], ydb)}
-        print(f"float cosine ({name}): {out['methods'][f'float cosine ({name})']['all']:.4f}", flush=True)
-    libs = {n: cached_library(n, Ftr if not args.validate else Ftr, n_rounds=2000)[0] for n, Ftr, _ in spaces
+        out["references"][f"float cosine ({name})"] = cosine_map(Fte[queries], yq, Ftr[db], ydb, top=TOP)
+        print(f"float cosine ({name}): {out['references'][f'float cosine ({name})']:.4f}", flush=True)
+    libs = {n: cached_library(n, Ftr, n_rounds=2000)[0] for n, Ftr, _ in spaces
             if (RESULTS / f"ugh_{n}_D2000_s0.npz").exists()}
 
-    def record(method: str, bits: int, seed: int, value: float, **extra) -> None:
-        m = out["methods"].setdefault(method, {})
-        m.setdefault(str(bits), []).append(value)
-        for k, v in extra.items():
-            m.setdefault(f"{k}_{bits}", []).append(v)
-        print(f"{method:34s} {bits:3d} bits seed {seed}: mAP@{TOP} {value:.4f}"
-              + "".join(f", {k} {v:.1f}" for k, v in extra.items()), flush=True)
+    methods = {}
+    for name, Ftr, Fte in spaces:
+        def lsh(bits, seed, Ftr=Ftr, Fte=Fte):
+            h = LSHHasher(bits, random_state=seed).fit(Ftr)
+            return h.transform(Fte[queries]), h.transform(Ftr[db])
 
-    for bits in args.bits:
-        for seed in args.seeds:
-            for name, Ftr, Fte in spaces:
-                lsh = LSHHasher(bits, random_state=seed).fit(Ftr)
-                record(f"LSH ({name})", bits, seed,
-                       mean_average_precision(lsh.transform(Fte[queries]), yq, lsh.transform(Ftr[db]), ydb, top=TOP))
-                itq = ITQHasher(bits, random_state=seed).fit(Ftr)
-                record(f"PCA-ITQ ({name})", bits, seed,
-                       mean_average_precision(itq.transform(Fte[queries]), yq, itq.transform(Ftr[db]), ydb, top=TOP))
-                if name in libs:
-                    lib = libs[name]
-                    sel = np.sort(np.random.default_rng(seed).choice(lib.n_bits_, bits, replace=False))
-                    record(f"UGH random bits ({name})", bits, seed,
-                           mean_average_precision(ugh_subset_codes(lib, Fte[queries], sel), yq,
-                                                  ugh_subset_codes(lib, Ftr[db], sel), ydb, top=TOP))
-            params = {**uth_params(setting, args), "n_bits": bits, "random_state": seed}
-            path = RESULTS / f"uth_{setting}_{bits}b_s{seed}{'_validate' if args.validate else ''}{args.tag}.pt"
-            t0 = time.perf_counter()
-            enc = UTHEncoder(**params, progress=args.progress, checkpoint_dir=RESULTS / "uth_checkpoints" / path.stem,
-                             resume=True)
-            enc.fit(Xtr, log=lambda m: print("  " + m, flush=True))
-            fit_s = time.perf_counter() - t0
-            enc.save(path)
-            t0 = time.perf_counter()
-            db_codes = enc.transform(Xtr[db])
-            enc_rate = len(db) / (time.perf_counter() - t0)
-            distinct = len(np.unique(enc.transform(Xtr), axis=0))
-            bits_on = np.unpackbits(db_codes, axis=1).mean(0)
-            record("UTH", bits, seed, mean_average_precision(enc.transform(Xte[queries]), yq, db_codes, ydb, top=TOP),
-                   train_s=fit_s, encode_per_s=enc_rate, distinct_codes=distinct,
-                   bit_balance=float(np.abs(bits_on - 0.5).mean()))
-    return out
+        def pca_itq(bits, seed, Ftr=Ftr, Fte=Fte):
+            h = ITQHasher(bits, random_state=seed).fit(Ftr)
+            return h.transform(Fte[queries]), h.transform(Ftr[db])
+
+        methods[f"LSH ({name})"], methods[f"PCA-ITQ ({name})"] = lsh, pca_itq
+        if name in libs:
+            def random_bits(bits, seed, lib=libs[name], Ftr=Ftr, Fte=Fte):
+                sel = np.sort(np.random.default_rng(seed).choice(lib.n_bits_, bits, replace=False))
+                return ugh_subset_codes(lib, Fte[queries], sel), ugh_subset_codes(lib, Ftr[db], sel)
+
+            methods[f"UGH random bits ({name})"] = random_bits
+
+    def uth(bits, seed):
+        params = {**uth_params(setting, args), "n_bits": bits, "random_state": seed}
+        path = RESULTS / f"uth_{setting}_{bits}b_s{seed}{'_validate' if args.validate else ''}{args.tag}.pt"
+        t0 = time.perf_counter()
+        enc = UTHEncoder(**params, progress=args.progress, checkpoint_dir=RESULTS / "uth_checkpoints" / path.stem,
+                         resume=True)
+        enc.fit(Xtr, log=lambda m: print("  " + m, flush=True))
+        fit_s = time.perf_counter() - t0
+        enc.save(path)
+        t0 = time.perf_counter()
+        db_codes = enc.transform(Xtr[db])
+        rate = len(db) / (time.perf_counter() - t0)
+        bits_on = np.unpackbits(db_codes, axis=1).mean(0)
+        extra = {"train_s": fit_s, "encode_per_s": rate, "distinct_codes": len(np.unique(enc.transform(Xtr), axis=0)),
+                 "bit_balance": float(np.abs(bits_on - 0.5).mean())}
+        return enc.transform(Xte[queries]), db_codes, extra
+
+    methods["UTH"] = uth
+    res = unsupervised_protocol(methods, yq, ydb, lengths=args.bits, seeds=args.seeds, top=TOP,
+                                log=lambda m: print(m, flush=True))
+    return {**out, **res}
 
 
 def summarise(res: dict) -> list[str]:
+    bits = res["bits"]
     lines = [f"\n{res['setting']}: mAP@{TOP}, mean ± std over seeds {res['seeds']} "
              f"({res['n_train']:,} training images, database {res['n_database']:,}, {res['n_queries']:,} queries"
              f"{', VALIDATION' if res['validate'] else ''})", "",
-             "| method | " + " | ".join(f"{b} bits" for b in res["bits"]) + " |",
-             "|---" * (len(res["bits"]) + 1) + "|"]
-    for method, m in res["methods"].items():
-        if "all" in m:
-            cells = [f"{m['all']:.3f}"] * len(res["bits"])
-        else:
-            cells = [f"{np.mean(m[str(b)]):.3f} ± {np.std(m[str(b)]):.3f}" if str(b) in m else "-" for b in res["bits"]]
+             "| method | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---" * (len(bits) + 1) + "|"]
+    by = res["by_length"]
+    for method in by[bits[0]]:
+        cells = [f"{by[b][method]['map']:.3f} ± {by[b][method]['map_std']:.3f}" if method in by[b] else "-"
+                 for b in bits]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    uth = res["methods"].get("UTH", {})
-    for b in res["bits"]:
-        if f"train_s_{b}" in uth:
-            lines.append(f"UTH {b} bits: training {np.mean(uth[f'train_s_{b}']):.0f} s, encoding "
-                         f"{np.mean(uth[f'encode_per_s_{b}']):,.0f} images/s, distinct codes "
-                         f"{np.mean(uth[f'distinct_codes_{b}']):,.0f} of {res['n_train']:,}, mean |P(bit)-0.5| "
-                         f"{np.mean(uth[f'bit_balance_{b}']):.3f}")
+    for name, v in res["references"].items():
+        lines.append(f"| {name} (reference) | " + " | ".join([f"{v:.3f}"] * len(bits)) + " |")
+    for b in bits:
+        u = by[b].get("UTH")
+        if u:
+            lines.append(f"UTH {b} bits: training {u['train_s']:.0f} s, encoding {u['encode_per_s']:,.0f} images/s, "
+                         f"distinct codes {u['distinct_codes']:,.0f} of {res['n_train']:,}, mean |P(bit)-0.5| "
+                         f"{u['bit_balance']:.3f}")
     return lines
 
 

@@ -122,8 +122,9 @@ from .cli_ingest import ingest, search  # noqa: E402
 from .cli_features import features, hypertrain  # noqa: E402
 from .cli_category import category  # noqa: E402
 from .cli_uth import train_uth  # noqa: E402
+from .cli_eval import eval_command  # noqa: E402
 
-for _command in (features, hypertrain, train_uth, ingest, search, category):
+for _command in (features, hypertrain, train_uth, ingest, search, category, eval_command):
     cli.add_command(_command)
 
 

@@ -136,7 +136,7 @@ def learn_category(name: str, codes: np.ndarray, labels: list[str], *, backgroun
     else:
         from .ugh.selection import L1BitSelector
 
-        coder = L1BitSelector(n_bits, **params)
+        coder = L1BitSelector(n_bits, random_state=seed, **params)
         if len(classes) == 1 and BACKGROUND not in y:
             coder.fit(codes, y, background=background)
         else:

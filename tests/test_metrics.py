@@ -57,3 +57,37 @@ def test_bad_input():
         mean_average_precision(q, [1], q, [1], top=0)
     with pytest.raises(InvalidInputError, match="radius"):
         precision_within_radius(q, [1], q, [1], radius=-1)
+
+
+def test_precision_and_recall_at_k_hand_computed():
+    from milvus_hash.eval import precision_recall_at_k
+
+    q = np.zeros((1, 2), dtype=np.uint8)
+    db = codes_at_distances([1, 0, 1, 3, 2])  # ranking by (distance, id): 1, 0, 2, 4, 3
+    labels = np.array([1, 0, 1, 1, 0])  # 3 relevant
+    assert precision_recall_at_k(q, [1], db, labels, k=2) == pytest.approx((1 / 2, 1 / 3))
+    assert precision_recall_at_k(q, [1], db, labels, k=3) == pytest.approx((2 / 3, 2 / 3))
+    assert precision_recall_at_k(q, [1], db, labels, k=5) == pytest.approx((3 / 5, 1.0))
+    assert precision_recall_at_k(q, [7], db, labels, k=2) == (0.0, 0.0)  # nothing relevant
+    with pytest.raises(InvalidInputError, match="k"):
+        precision_recall_at_k(q, [1], db, labels, k=0)
+
+
+def test_pr_curve_over_hamming_radius_hand_computed():
+    from milvus_hash.eval import pr_curve
+
+    q = np.zeros((2, 1), dtype=np.uint8)
+    q[1, 0] = 0xFF
+    db = pack_bits(np.array([[0] * 8, [1] + [0] * 7, [1, 1] + [0] * 6, [1] * 8], dtype=np.uint8))
+    labels = np.array([1, 1, 0, 1])
+    # query 0 (label 1): distances 0, 1, 2, 8; query 1 (label 0): distances 8, 7, 6, 0
+    c = pr_curve(q, [1, 0], db, labels)
+    assert c["radius"].tolist() == list(range(9))
+    # r = 0: q0 retrieves row 0 (relevant), q1 retrieves row 3 (not relevant): precision (1 + 0) / 2
+    assert c["precision"][0] == pytest.approx(0.5) and c["recall"][0] == pytest.approx((1 / 3 + 0) / 2)
+    # r = 2: q0 rows 0, 1, 2 (2 of 3 relevant), q1 row 3 (0 of 1)
+    assert c["precision"][2] == pytest.approx((2 / 3 + 0) / 2) and c["recall"][2] == pytest.approx((2 / 3) / 2)
+    # r = 8: everything: q0 3/4 relevant, q1 1/4; recall 1 for both
+    assert c["precision"][8] == pytest.approx((3 / 4 + 1 / 4) / 2) and c["recall"][8] == pytest.approx(1.0)
+    assert c["retrieving"].tolist() == [2] * 9
+    assert np.all(np.diff(c["recall"]) >= 0)

@@ -75,3 +75,61 @@ def precision_within_radius(query_codes, query_labels, db_codes, db_labels, *, r
         n_within = within.sum(1)
         precs[start:start + 256] = np.where(n_within > 0, rel.sum(1) / np.maximum(n_within, 1), 0.0)
     return float(precs.mean())
+
+
+def precision_recall_at_k(query_codes, query_labels, db_codes, db_labels, *, k: int,
+                          db_ids=None) -> tuple[float, float]:
+    """Mean precision and recall of the first ``k`` of the Hamming ranking (ties by id).
+
+    Precision@k = relevant among the first k / k; recall@k = relevant among the first k / all
+    relevant in the database (0 for a query with none).
+    """
+    q, ql, d, dl, ids = _check(query_codes, query_labels, db_codes, db_labels, db_ids)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise expected("k", "a positive int", repr(k))
+    kk = min(int(k), d.shape[0])
+    by_id = np.argsort(ids, kind="stable")
+    d, dl = d[by_id], dl[by_id]
+    labels, counts = np.unique(dl, return_counts=True)
+    n_rel = dict(zip(labels.tolist(), counts.tolist()))
+    small = q.shape[1] * 8 < 2**16
+    p, r = [], []
+    for start in range(0, q.shape[0], 256):
+        dist = hamming_distances(q[start:start + 256], d)
+        order = np.argsort(dist.astype(np.uint16) if small else dist, axis=1, kind="stable")[:, :kk]
+        hits = (dl[order] == ql[start:start + 256, None]).sum(1)
+        total = np.array([n_rel.get(lab, 0) for lab in ql[start:start + 256].tolist()])
+        p.append(hits / int(k))
+        r.append(np.where(total > 0, hits / np.maximum(total, 1), 0.0))
+    return float(np.concatenate(p).mean()), float(np.concatenate(r).mean())
+
+
+def pr_curve(query_codes, query_labels, db_codes, db_labels) -> dict[str, np.ndarray]:
+    """Precision and recall of Hamming-ball retrieval at every radius ``0..n_bits``.
+
+    At radius r a query retrieves every code at distance <= r. ``precision[r]`` is the mean over
+    the queries that retrieve at least one code (``retrieving[r]`` of them) of relevant / retrieved;
+    ``recall[r]`` the mean over all queries of relevant retrieved / relevant in the database.
+    Returns ``{"radius": int (B+1,), "precision", "recall": float (B+1,), "retrieving": int (B+1,)}``.
+    """
+    q, ql, d, dl, _ = _check(query_codes, query_labels, db_codes, db_labels, None)
+    n_bits = q.shape[1] * 8
+    labels, counts = np.unique(dl, return_counts=True)
+    n_rel = dict(zip(labels.tolist(), counts.tolist()))
+    prec_sum = np.zeros(n_bits + 1)
+    rec_sum = np.zeros(n_bits + 1)
+    retrieving = np.zeros(n_bits + 1, dtype=np.int64)
+    for start in range(0, q.shape[0], 256):
+        dist = hamming_distances(q[start:start + 256], d)
+        rel = dl[None, :] == ql[start:start + 256, None]
+        rows = np.arange(dist.shape[0])[:, None] * (n_bits + 1)
+        all_c = np.bincount((dist + rows).ravel(), minlength=dist.shape[0] * (n_bits + 1))
+        rel_c = np.bincount((dist + rows)[rel], minlength=dist.shape[0] * (n_bits + 1))
+        all_c = all_c.reshape(-1, n_bits + 1).cumsum(1)
+        rel_c = rel_c.reshape(-1, n_bits + 1).cumsum(1)
+        total = np.array([n_rel.get(lab, 0) for lab in ql[start:start + 256].tolist()])[:, None]
+        prec_sum += np.where(all_c > 0, rel_c / np.maximum(all_c, 1), 0.0).sum(0)
+        rec_sum += np.where(total > 0, rel_c / np.maximum(total, 1), 0.0).sum(0)
+        retrieving += (all_c > 0).sum(0)
+    return {"radius": np.arange(n_bits + 1), "precision": prec_sum / np.maximum(retrieving, 1),
+            "recall": rec_sum / q.shape[0], "retrieving": retrieving}

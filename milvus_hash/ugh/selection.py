@@ -56,6 +56,7 @@ class L1BitSelector(BaseEstimator):
             weights, ``C`` is doubled until it keeps enough (at most ``max_doublings`` times) and
             ``C_`` / ``lowered_`` record it; if that is still too few, ``filled_`` says how many
             bits came from a dense model instead.
+        random_state: seed of liblinear's coordinate order (the selection is reproducible).
 
     Attributes:
         positions_: ``int64 (n_bits,)`` selected library bit positions, most important first.
@@ -66,10 +67,11 @@ class L1BitSelector(BaseEstimator):
         n_library_bits_: width of the library codes seen in ``fit``.
     """
 
-    def __init__(self, n_bits: int = 16, *, C: float = 1.0, max_doublings: int = 20):
+    def __init__(self, n_bits: int = 16, *, C: float = 1.0, max_doublings: int = 20, random_state: int | None = 0):
         self.n_bits = n_bits
         self.C = C
         self.max_doublings = max_doublings
+        self.random_state = random_state
 
     def fit(self, codes, y, *, background=None) -> "L1BitSelector":
         n_bits = check_n_bits(self.n_bits)
@@ -81,7 +83,8 @@ class L1BitSelector(BaseEstimator):
         F, labels = labeled_codes(packed, y, background)
         C, lowered = float(self.C), 0
         while True:
-            svm = LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, max_iter=5000, tol=1e-4)
+            svm = LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, max_iter=5000, tol=1e-4,
+                            random_state=self.random_state)
             svm.fit(F, labels)
             weights = np.abs(svm.coef_).sum(0)
             if np.count_nonzero(weights) >= n_bits or lowered >= self.max_doublings:
@@ -94,7 +97,8 @@ class L1BitSelector(BaseEstimator):
         if filled:
             # An L1 model keeps at most about as many weights as it has examples: with very few,
             # the rest of the code comes from the dense (L2) model's largest weights.
-            dense = LinearSVC(penalty="l2", loss="squared_hinge", C=float(self.C), max_iter=5000).fit(F, labels)
+            dense = LinearSVC(penalty="l2", loss="squared_hinge", C=float(self.C), max_iter=5000,
+                              random_state=self.random_state).fit(F, labels)
             rest = np.abs(dense.coef_).sum(0)
             rest[order[:nonzero]] = -np.inf
             order = np.concatenate([order[:nonzero], np.argsort(-rest, kind="stable")])

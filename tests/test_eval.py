@@ -1,0 +1,151 @@
+"""Evaluation: scorers (numpy and through Milvus give the same numbers), protocols, the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ingestion.cli import cli
+from milvus_hash.eval import average_precisions, precision_within_radius
+from milvus_hash.eval.scoring import MilvusScorer, NumpyScorer, ap_from_ranking
+from milvus_hash.codes import hamming_topk, pack_bits
+
+
+def _clustered_codes(n, n_bits, n_classes, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 2, (n_classes, n_bits))
+    y = rng.integers(0, n_classes, n)
+    flips = rng.random((n, n_bits)) < 0.2
+    return pack_bits(centres[y] ^ flips), y
+
+
+@pytest.mark.unit
+def test_ap_from_a_ranking_equals_the_metric():
+    db, ydb = _clustered_codes(3000, 16, 5, 0)
+    q, yq = _clustered_codes(50, 16, 5, 1)
+    full = hamming_topk(q, db, len(db)).ids
+    assert np.allclose(ap_from_ranking(full, yq, ydb), average_precisions(q, yq, db, ydb))
+    assert np.allclose(ap_from_ranking(full, yq, ydb, top=100), average_precisions(q, yq, db, ydb, top=100))
+
+
+def test_milvus_scorer_gives_the_numpy_numbers(store):
+    """Full rankings of a database larger than Milvus's top-k limit (merged id ranges) and top-k."""
+    db, ydb = _clustered_codes(MilvusScorer.SHARD + 3000, 16, 6, 2)  # 16 bits: many ties
+    q, yq = _clustered_codes(40, 16, 6, 3)
+    ms = MilvusScorer(store)
+    full = ms.score(q, yq, db, ydb, top=None, radius=2)
+    assert full == NumpyScorer().score(q, yq, db, ydb, top=None, radius=2)
+    assert full["p_r2"] == precision_within_radius(q, yq, db, ydb, radius=2)
+    top = ms.score(q, yq, db[:5000], ydb[:5000], top=500, radius=None)
+    assert top == NumpyScorer().score(q, yq, db[:5000], ydb[:5000], top=500, radius=None)
+    assert ms.queries == 80 and ms.build_s > 0 and ms.search_s > 0
+    assert not [c for c in store.list_collections() if c.startswith("milvus_hash_eval")]  # dropped
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("eval") / "digits"
+    d = load_digits()
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for i in np.flatnonzero(d.target == c)[:40]:
+            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
+    return root
+
+
+ARGS = ["--backbone", "pixels", "--size", "8", "--rounds", "12", "--queries", "60", "--shots", "1,5",
+        "--lengths", "8,16", "--draws", "2", "--seeds", "0,1", "--top", "50", "--workers", "0", "--quiet"]
+
+
+def _numbers(results: dict) -> dict:
+    out = {}
+    for proto in ("fewshot", "unsupervised"):
+        for group in ("by_shots", "by_length"):
+            for x, rows in (results[proto] or {}).get(group, {}).items():
+                for method, vals in rows.items():
+                    for k, v in vals.items():
+                        if k not in ("fit_s", "encode_per_s"):
+                            out[(proto, group, x, method, k)] = v
+    return out
+
+
+@pytest.mark.lite
+def test_eval_writes_the_report_and_milvus_gives_the_same_numbers(digits_folder, tmp_path):
+    db = str(tmp_path / "m.db")
+    res = CliRunner().invoke(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "numpy"), "--uri", db] + ARGS)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "numpy"
+    report = (out / "report.md").read_text()
+    for heading in ("## Few-shot protocol", "## Unsupervised protocol", "## Figures", "## Speed and memory",
+                    "| UGH default (CCA codes) |", "| PCA-ITQ |", "| CCA-ITQ (labeled) |", "| random library bits |",
+                    "| LSH |", "UGH default (CCA codes) / best baseline", "Milvus top-k equals numpy's | True"):
+        assert heading in report, heading
+    pngs = ["fewshot_map_vs_shots.png", "fewshot_map_vs_length.png", "fewshot_pr_curves.png",
+            "ugh_bits_montage.png", "unsupervised_map_vs_length.png", "unsupervised_pr_curves.png"]
+    for name in pngs:
+        assert f"]({name})" in report
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.size[0] >= 600 and im.size[1] >= 300
+            assert np.asarray(im.convert("L")).std() > 10  # something is drawn
+    results = json.loads((out / "results.json").read_text())
+    numbers = _numbers(results)
+    assert len(numbers) > 100 and all(0.0 <= v <= 1.0 for k, v in numbers.items() if not k[-1].endswith("_std"))
+    assert results["fewshot"]["scorer"] == "numpy"
+    assert set(results["fewshot"]["by_shots"]) == {"1", "5"} and set(results["unsupervised"]["by_length"]) == {"8", "16"}
+    # every query through Milvus Lite: the same numbers, exactly
+    res = CliRunner().invoke(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "milvus"), "--uri", db,
+                                   "--through-milvus"] + ARGS)
+    assert res.exit_code == 0, res.output
+    through = json.loads((tmp_path / "milvus" / "results.json").read_text())
+    assert through["fewshot"]["scorer"] == "milvus"
+    assert _numbers(through) == numbers
+
+
+@pytest.mark.lite
+def test_eval_bad_input(digits_folder, tmp_path):
+    run = CliRunner().invoke
+    res = run(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "r"), "--lengths", "12", "--uri",
+                    str(tmp_path / "m.db")])
+    assert res.exit_code == 2 and "multiples of 8" in res.output
+    res = run(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "r"), "--rounds", "10", "--uri",
+                    str(tmp_path / "m.db")])
+    assert res.exit_code == 2 and "multiple of 4" in res.output
+    unlabeled = tmp_path / "flat"
+    unlabeled.mkdir()
+    for p in list((digits_folder / "3").iterdir())[:20]:
+        (unlabeled / p.name).write_bytes(p.read_bytes())
+    res = run(cli, ["eval", str(unlabeled), "--out", str(tmp_path / "r"), "--backbone", "pixels", "--size", "8",
+                    "--uri", str(tmp_path / "m.db"), "--workers", "0"])
+    assert res.exit_code == 1 and "labeled source" in res.output
+    res = run(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "r"), "--shots", "a,b", "--uri",
+                    str(tmp_path / "m.db")])
+    assert res.exit_code == 2 and "comma-separated integers" in res.output
+
+
+@pytest.mark.lite
+def test_eval_on_a_features_folder_gives_the_numbers_of_the_images(digits_folder, tmp_path):
+    db = str(tmp_path / "m.db")
+    run = CliRunner().invoke
+    res = run(cli, ["features", str(digits_folder), "--out", str(tmp_path / "f"), "--backbone", "pixels", "--size", "8",
+                    "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    args = ["--rounds", "12", "--queries", "60", "--protocol", "fewshot", "--shots", "1,5", "--lengths", "16",
+            "--draws", "1", "--workers", "0", "--quiet", "--uri", db]
+    res = run(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "img"), "--backbone", "pixels", "--size", "8"]
+              + args)
+    assert res.exit_code == 0, res.output
+    res = run(cli, ["eval", str(tmp_path / "f"), "--out", str(tmp_path / "feat")] + args)
+    assert res.exit_code == 0, res.output
+    a = json.loads((tmp_path / "img" / "results.json").read_text())
+    b = json.loads((tmp_path / "feat" / "results.json").read_text())
+    assert _numbers(a) == _numbers(b) and len(_numbers(a)) > 20
+    report = (tmp_path / "feat" / "report.md").read_text()
+    assert "features folders (64-D)" in report and "ugh_bits_montage" not in report  # no images: no montage
+    res = run(cli, ["eval", str(tmp_path / "f"), "--out", str(tmp_path / "x"), "--backbone", "pixels"] + args)
+    assert res.exit_code == 2 and "features folder" in res.output
