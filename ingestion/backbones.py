@@ -171,14 +171,15 @@ class Backbone(nn.Module):
     Attributes: ``name``, ``weights`` (what was loaded), ``dim``, ``transform``, ``device``,
     ``fingerprint`` (hex digest of name, weights and transform: features of two backbones with
     different fingerprints must not be mixed). ``normalize=False`` returns the module's raw outputs
-    (a UTH network's hash-layer activations).
+    (a UTH network's hash-layer activations); ``amp=False`` keeps float32 on CUDA (codes thresholded
+    from the outputs then equal those computed elsewhere).
     """
 
     def __init__(self, name: str, module: nn.Module, transform, dim: int, weights: str, identity: str, device,
-                 *, normalize: bool = True):
+                 *, normalize: bool = True, amp: bool = True):
         super().__init__()
         self.name, self.module, self.transform, self.dim, self.weights = name, module, transform, dim, weights
-        self.normalize = normalize
+        self.normalize, self.amp = normalize, amp
         self.fingerprint = hashlib.sha256(f"{name}|{identity}|{transform!r}".encode()).hexdigest()
         self.device = torch.device(device)
         self.module.eval().to(self.device)
@@ -193,7 +194,7 @@ class Backbone(nn.Module):
         cuda = self.device.type == "cuda"
         batch = batch.to(self.device, non_blocking=True,
                          memory_format=torch.channels_last if cuda and batch.ndim == 4 else torch.preserve_format)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+        with torch.autocast("cuda", dtype=torch.float16, enabled=cuda and self.amp):
             out = self.module(batch)
         out = (out["features"] if isinstance(out, dict) else out).float().flatten(1)
         if crops:

@@ -268,3 +268,17 @@ def test_cli_train_uth_then_ingest_and_search_by_image(digits28, tmp_path):
     assert load_encoder(tmp_path / "again.pt").encoder_spec() == enc.encoder_spec()
     res = run(cli, ["train-uth", str(root), "--out", str(out), "--bits", "12", "--backbone", "small_cnn"])
     assert res.exit_code != 0 and "12" in res.output
+
+
+def test_the_trunk_starts_from_a_local_state_dict(tmp_path):
+    from ingestion.small_cnn import SmallCNN, save_weights
+
+    torch.manual_seed(7)
+    base = SmallCNN(n_classes=5)
+    path = save_weights(base, tmp_path / "base.pt")
+    enc = UTHEncoder(16, **{**FAST, "weights": str(path)})
+    net = enc._build(enc.weights)
+    conv = dict(net.trunk.named_parameters())["features.0.weight"]
+    assert torch.equal(conv, base.features[0].weight) and enc.trunk_weights_ == str(path)
+    with pytest.raises(InvalidInputError, match="weights.*no file"):
+        UTHEncoder(16, **{**FAST, "weights": str(tmp_path / "missing.pt")}).fit(np.zeros((8, 28, 28), np.uint8))

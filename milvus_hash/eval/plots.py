@@ -42,6 +42,10 @@ def plot_lines(rows: dict, path: str | Path, *, title: str, xlabel: str, ylabel:
         ax.set_xscale("log", base=2)
     ax.set_xticks([float(x) for x in xs])
     ax.set_xticklabels([str(x) for x in xs])
+    return _finish(plt, fig, ax, path, title=title, xlabel=xlabel, ylabel=ylabel)
+
+
+def _finish(plt, fig, ax, path, *, title: str, xlabel: str, ylabel: str) -> Path:
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -64,16 +68,7 @@ def plot_pr_curves(curves: dict, path: str | Path, *, title: str) -> Path:
                 linewidth=2.4 if m.startswith(("UGH default", "UTH")) else 1.3, label=m, color=plt.cm.tab10(i % 10))
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.set_xlabel("recall (Hamming radius 0 to B)")
-    ax.set_ylabel("precision")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path, title=title, xlabel="recall (Hamming radius 0 to B)", ylabel="precision")
 
 
 def plot_bit_montage(images, scores: np.ndarray, bits, path: str | Path, *, per_side: int = 8,

@@ -240,9 +240,6 @@ class UTHEncoder(BaseEstimator):
             chunks = [self.net_(t[s:s + _ARRAY_CHUNK].to(device)).float().cpu() for s in range(0, len(t), _ARRAY_CHUNK)]
         else:
             ds = _PILImages(X, self.transform_)
-            bad = [i for i in range(len(X)) if X[i] is None]
-            if bad:
-                raise expected("images", "readable images", f"None at positions {bad[:10]}")
             chunks = [self.net_(x.to(device)).float().cpu() for x, _ in self._loader(X, shuffle=False) if x is not None]
             if sum(len(c) for c in chunks) != len(ds):
                 raise expected("images", "images the backbone's transform can read", "some that failed to load")
@@ -317,7 +314,7 @@ class UTHEncoder(BaseEstimator):
 
         check_is_fitted(self, "net_")
         backbone = Backbone("uth", self.net_, self.transform_, int(self.n_bits), f"uth:{self.fingerprint_[:16]}",
-                            self.fingerprint_, next(self.net_.parameters()).device, normalize=False)
+                            self.fingerprint_, next(self.net_.parameters()).device, normalize=False, amp=False)
         return backbone, _ThresholdCodes(self.encoder_spec())
 
 
