@@ -15,19 +15,6 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
              "stage2_lr": "stage2_lr", "batch_size": "batch_size", "workers": "workers", "seed": "random_state"}
 
 
-class SourceImages:
-    """The images of a source's items as a sequence of PIL images (opened on access, in workers)."""
-
-    def __init__(self, source, items):
-        self.source, self.items = source, items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.source.open(self.items[i])
-
-
 @click.command("train-uth")
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Encoder file to write (.pt).")
@@ -79,7 +66,7 @@ def train_uth(ctx, source, out, bits, backbone, weights, activation, alpha, beta
     from milvus_hash.uth import UTHEncoder
 
     from .cli_options import _weights_arg
-    from .sources import parse_shard, select_shard
+    from .sources import SourceImages, parse_shard, select_shard
 
     params = dict(ctx.meta.get("milvus_hash.config", {}).get("uth", {}))
     for flag, name in UTH_FLAGS.items():

@@ -94,25 +94,12 @@ def is_features_folder(path) -> bool:
     return (Path(path) / "meta.json").is_file()
 
 
-class _Images:
-    """The items' images as PIL images, opened on access."""
-
-    def __init__(self, source, items):
-        self.source, self.items = source, items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.source.open(self.items[i])
-
-
 def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query_source=None, library=None,
              store=None, through_milvus: bool = False, log: Callable[[str], None] = print) -> Path:
     """Run the protocols and write the report into ``out``; returns the path of ``report.md``."""
     from milvus_hash.eval import pr_curve
     from milvus_hash.eval.plots import plot_bit_montage, plot_lines, plot_pr_curves
-    from milvus_hash.eval.protocols import FewShot, cosine_map, draw_support, fewshot_protocol, unsupervised_protocol
+    from milvus_hash.eval.protocols import FewShot, cosine_map, draw_support, unsupervised_protocol
     from milvus_hash.eval.report import write_report
     from milvus_hash.eval.scoring import MilvusScorer, NumpyScorer
     from milvus_hash.eval.speed import peak_rss_mib, search_speed
@@ -178,6 +165,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
     t0 = time.perf_counter()
     Ldb = library.transform(Xdb)
     enc_s = time.perf_counter() - t0
+    Lq = library.transform(Xq)
     speed[f"UGH library encoding, {library.n_bits_:,} bits (codes/s)"] = len(Xdb) / max(enc_s, 1e-9)
     if images:
         speed["images/s end to end (features + library codes)"] = len(Xdb) / (feat_s + enc_s)
@@ -199,9 +187,9 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
         shots = tuple(n for n in settings.shots if n <= min_class)
         if len(shots) < len(settings.shots):
             log(f"shots above {min_class} (the smallest class) left out")
-        fewshot_res = fewshot_protocol(Xdb, ydb, Xq, yq, library=library, shots=shots, lengths=settings.lengths,
-                                       n_bits=settings.n_bits, length_shots=min(settings.length_shots, min_class),
-                                       draws=settings.draws, scorer=scorer, seed=settings.seed, log=log_fn)
+        fs = FewShot(Xdb, ydb, Xq, yq, library, scorer=scorer, seed=settings.seed, library_codes=(Ldb, Lq))
+        fewshot_res = fs.protocol(shots=shots, lengths=settings.lengths, n_bits=settings.n_bits,
+                                  length_shots=min(settings.length_shots, min_class), draws=settings.draws, log=log_fn)
         if len(shots) > 1:
             figures.append(("mAP against labeled examples per class (few-shot)",
                             plot_lines(fewshot_res["by_shots"], out / "fewshot_map_vs_shots.png",
@@ -212,7 +200,6 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
                             plot_lines(fewshot_res["by_length"], out / "fewshot_map_vs_length.png",
                                        title=f"Few-shot mAP, n = {fewshot_res['length_shots']} per class",
                                        xlabel="code length (bits)", log_x=True).name))
-        fs = FewShot(Xdb, ydb, Xq, yq, library, seed=settings.seed)
         lab = draw_support(ydb, fewshot_res["length_shots"], 0)
         curves = {}
         for name in fs.methods:
@@ -230,7 +217,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
         methods = {
             "LSH": lambda b, s: _fit_codes(LSHHasher(b, random_state=s), Xdb, Xq),
             "PCA-ITQ": lambda b, s: _fit_codes(ITQHasher(b, random_state=s), Xdb, Xq),
-            "random library bits": lambda b, s: _library_bits(library, Ldb, Xq, b, s),
+            "random library bits": lambda b, s: _library_bits(library, Ldb, Lq, b, s),
         }
         uths = {}
         for path in settings.uth:
@@ -260,7 +247,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
                                        title=f"Unsupervised precision-recall, {b} bits").name))
 
     b = settings.n_bits
-    codes_q, codes_db = _library_bits(library, Ldb, Xq, b, 0)
+    codes_q, codes_db = _library_bits(library, Ldb, Lq, b, 0)
     speed.update(search_speed(codes_q, codes_db, k=100, store=store))
     if through_milvus:
         speed["protocol searches through Milvus (queries/s, full rankings)"] = scorer.queries / max(scorer.search_s, 1e-9)
@@ -304,14 +291,16 @@ def _fit_codes(hasher, Xdb, Xq):
     return hasher.transform(Xq), hasher.transform(Xdb)
 
 
-def _library_bits(library, Ldb, Xq, n_bits, seed):
+def _library_bits(library, Ldb, Lq, n_bits, seed):
+    """``n_bits`` random library bits (as the few-shot protocol's "random library bits")."""
     from milvus_hash.codes import select_bits
 
     pos = np.random.default_rng(seed).choice(library.n_bits_, n_bits, replace=False)
-    return select_bits(library.transform(Xq), pos), select_bits(Ldb, pos)
+    return select_bits(Lq, pos), select_bits(Ldb, pos)
 
 
 def _uth_method(enc, source, db_items, q_src, q_items, first_seed):
+    from .sources import SourceImages
     cache = {}
 
     def method(n_bits, seed):
@@ -319,9 +308,9 @@ def _uth_method(enc, source, db_items, q_src, q_items, first_seed):
             return None
         if "codes" not in cache:
             t0 = time.perf_counter()
-            db = enc.transform(_Images(source, db_items))
+            db = enc.transform(SourceImages(source, db_items))
             rate = len(db_items) / (time.perf_counter() - t0)
-            cache["codes"] = (enc.transform(_Images(q_src, q_items)), db, {"encode_per_s": rate})
+            cache["codes"] = (enc.transform(SourceImages(q_src, q_items)), db, {"encode_per_s": rate})
         return cache["codes"]
 
     return method

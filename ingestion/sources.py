@@ -163,6 +163,20 @@ class IdxSource:
         return f"IdxSource({str(self.path)!r})"
 
 
+class SourceImages:
+    """The images of a source's items as a sequence of PIL images, opened on access (also in
+    DataLoader workers): what image-consuming encoders such as UTH take."""
+
+    def __init__(self, source, items: list[Item]):
+        self.source, self.items = source, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Image.Image:
+        return self.source.open(self.items[i])
+
+
 def open_source(spec: str | Path, *, labels: str | None = "auto"):
     """The source a path names: a folder, a ``.csv``/``.jsonl`` manifest, or an IDX file (``*-idx3-ubyte``,
     optionally ``.gz``)."""
@@ -200,5 +214,5 @@ def select_shard(items: list[Item], shard: tuple[int, int]) -> list[Item]:
     return items if n == 1 else [it for it in items if it.id % n == i]
 
 
-__all__ = ["FolderSource", "IdxSource", "Item", "ManifestSource", "item_id", "open_source", "parse_shard",
+__all__ = ["SourceImages", "FolderSource", "IdxSource", "Item", "ManifestSource", "item_id", "open_source", "parse_shard",
            "select_shard"]

@@ -63,7 +63,8 @@ def summarise(runs: list[dict]) -> dict:
 class FewShot:
     """The few-shot methods on one database / query split (features ``X``, library codes ``L``)."""
 
-    def __init__(self, Xdb, ydb, Xq, yq, library, *, methods=FEWSHOT_METHODS, scorer=None, seed: int = 0):
+    def __init__(self, Xdb, ydb, Xq, yq, library, *, methods=FEWSHOT_METHODS, scorer=None, seed: int = 0,
+                 library_codes: tuple | None = None):
         from ..lsh import LSHHasher
 
         unknown = sorted(set(methods) - set(FEWSHOT_METHODS))
@@ -74,7 +75,8 @@ class FewShot:
         self.Xdb, self.ydb, self.Xq, self.yq = Xdb, np.asarray(ydb), Xq, np.asarray(yq)
         self.lib, self.methods = library, tuple(methods)
         self.scorer = scorer or NumpyScorer()
-        self.Ldb, self.Lq = library.transform(Xdb), library.transform(Xq)
+        # the library codes of the database and the queries, when the caller has them already
+        self.Ldb, self.Lq = library_codes or (library.transform(Xdb), library.transform(Xq))
         if "L1 bits of 4,096 LSH bits" in self.methods:
             pool = LSHHasher(n_bits=4096, random_state=seed).fit(Xdb)
             self.Pdb, self.Pq = pool.transform(Xdb), pool.transform(Xq)
@@ -130,27 +132,34 @@ class FewShot:
         return out
 
 
+    def protocol(self, *, shots=(1, 3, 5, 10, 30), lengths=(8, 16, 32, 64), n_bits: int = 16,
+                 length_shots: int = 10, draws: int = 5, log: Callable[[str], None] = print) -> dict:
+        """The protocol on this split: see :func:`fewshot_protocol`."""
+        lib = self.lib
+        results = {"library_bits": int(lib.n_bits_), "draws": draws, "n_bits": n_bits, "length_shots": length_shots,
+                   "scorer": self.scorer.name, "n_database": int(len(self.ydb)), "n_queries": int(len(self.yq)),
+                   "cosine_float_map": cosine_map(self.Xq, self.yq, self.Xdb, self.ydb),
+                   "library_hamming_map": self.score(self.Lq, self.Ldb)["map"], "by_shots": {}, "by_length": {}}
+        log(f"reference: float cosine mAP {results['cosine_float_map']:.3f}; all {lib.n_bits_:,} library bits, "
+            f"Hamming mAP {results['library_hamming_map']:.3f}")
+        for n in shots:
+            runs = [self.run_once(n_bits, draw_support(self.ydb, n, d), d) for d in range(draws)]
+            results["by_shots"][n] = summarise(runs)
+            log(format_rows(f"n = {n} labeled per class, {n_bits} bits", results["by_shots"][n]))
+        for b in lengths:
+            runs = [self.run_once(b, draw_support(self.ydb, length_shots, d), d) for d in range(draws)]
+            results["by_length"][b] = summarise(runs)
+            log(format_rows(f"{b} bits, n = {length_shots}", results["by_length"][b]))
+        return results
+
+
 def fewshot_protocol(Xdb, ydb, Xq, yq, *, library, shots=(1, 3, 5, 10, 30), lengths=(8, 16, 32, 64),
                      n_bits: int = 16, length_shots: int = 10, draws: int = 5, methods=FEWSHOT_METHODS,
                      scorer=None, seed: int = 0, log: Callable[[str], None] = print) -> dict:
     """The UGH paper's few-shot protocol. Returns ``{"by_shots": {n: {method: {map, map_std, p_r2,
     p_r2_std[, fit_s]}}}, "by_length": {B: ...}, "cosine_float_map", "library_hamming_map", ...}``."""
     fs = FewShot(Xdb, ydb, Xq, yq, library, methods=methods, scorer=scorer, seed=seed)
-    results = {"library_bits": int(library.n_bits_), "draws": draws, "n_bits": n_bits, "length_shots": length_shots,
-               "scorer": fs.scorer.name, "n_database": int(len(ydb)), "n_queries": int(len(yq)),
-               "cosine_float_map": cosine_map(Xq, fs.yq, Xdb, fs.ydb),
-               "library_hamming_map": fs.score(fs.Lq, fs.Ldb)["map"], "by_shots": {}, "by_length": {}}
-    log(f"reference: float cosine mAP {results['cosine_float_map']:.3f}; all {library.n_bits_:,} library bits, "
-        f"Hamming mAP {results['library_hamming_map']:.3f}")
-    for n in shots:
-        runs = [fs.run_once(n_bits, draw_support(fs.ydb, n, d), d) for d in range(draws)]
-        results["by_shots"][n] = summarise(runs)
-        log(format_rows(f"n = {n} labeled per class, {n_bits} bits", results["by_shots"][n]))
-    for b in lengths:
-        runs = [fs.run_once(b, draw_support(fs.ydb, length_shots, d), d) for d in range(draws)]
-        results["by_length"][b] = summarise(runs)
-        log(format_rows(f"{b} bits, n = {length_shots}", results["by_length"][b]))
-    return results
+    return fs.protocol(shots=shots, lengths=lengths, n_bits=n_bits, length_shots=length_shots, draws=draws, log=log)
 
 
 def format_rows(title: str, rows: dict) -> str:
