@@ -18,11 +18,10 @@ import sys
 import time
 
 import numpy as np
-
-from common import BASE_CNN, BASE_CLASSES
+from common import BASE_CLASSES, BASE_CNN
 
 from ingestion.idx import load_fashion_mnist
-from ingestion.small_cnn import accuracy, save_weights, train_classifier
+from milvus_hash.features.small_cnn import accuracy, save_weights, train_classifier
 
 
 def main(argv=None) -> int:

@@ -30,11 +30,13 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-
 from common import RESULTS, cached_library, pixel_features
 
-from milvus_hash import HashStore, hamming_topk  # noqa: E402
-from milvus_hash.client import HashClient  # noqa: E402
+from milvus_hash import (  # noqa: E402
+    HashClient,  # noqa: E402
+    HashStore,
+    hamming_topk,
+)
 from milvus_hash.eval import mean_average_precision  # noqa: E402
 
 
@@ -85,7 +87,7 @@ def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict
                     r = client.search("task", query=[int(q)], k=100, output_fields=(), **kw)
                     lat.append((time.perf_counter() - t0) * 1000)
                     rows.append(r)
-                from milvus_hash.records import SearchResult
+                from milvus_hash.store.records import SearchResult
 
                 res = SearchResult(np.vstack([r.ids for r in rows]), np.vstack([r.distances for r in rows]))
                 return lat, res
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results["lite"] = bench(str(Path(tmp) / "client.db"), lib, Ldb, ytr, Lq, yq, "Milvus Lite", args.candidates)
         if not args.skip_server:
-            from milvus_hash.local_server import LocalMilvusServer
+            from milvus_hash.store.local_server import LocalMilvusServer
 
             with LocalMilvusServer(Path(tmp) / "server") as server:
                 results["server"] = bench(server.uri, lib, Ldb, ytr, Lq, yq, "Milvus server (local standalone)",

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingestion.idx import load_fashion_mnist  # noqa: E402
-from milvus_hash.ugh.library import UGHLibrary  # noqa: E402
+from milvus_hash.encoders.ugh.library import UGHLibrary  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: The base CNN of the UGH issue's second feature space: trained with labels on these classes only.
@@ -46,7 +46,7 @@ def cnn_features(weights=BASE_CNN) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     import torch
     from PIL import Image
 
-    from ingestion.backbones import get_backbone
+    from milvus_hash.features import get_backbone
 
     if not Path(weights).exists():
         raise SystemExit(f"{weights} is missing: run benchmarks/base_cnn.py first")
@@ -93,9 +93,9 @@ def export_features(name: str, X: np.ndarray, y: np.ndarray, split: str) -> Path
     when the arrays change (their fingerprint is the folder's backbone record)."""
     import shutil
 
-    from ingestion.features_file import FeaturesWriter, read_meta
+    from ingestion.features_folder import FeaturesWriter, read_meta
     from ingestion.sources import item_id
-    from milvus_hash.encoder import fingerprint
+    from milvus_hash.encoders.spec import fingerprint
 
     out = RESULTS / f"features_{name}_{split}"
     fp = fingerprint(X, np.asarray(y))

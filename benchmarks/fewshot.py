@@ -37,7 +37,6 @@ import json
 import sys
 
 import numpy as np
-
 from common import BASE_CLASSES, RESULTS, cached_library, cnn_features, export_features, pixel_features
 
 from milvus_hash.eval.protocols import fewshot_protocol  # noqa: E402

@@ -30,18 +30,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import RESULTS, ROOT, cached_library, pixel_features
-
 import torch  # noqa: E402
+from common import RESULTS, ROOT, cached_library, pixel_features
 from PIL import Image  # noqa: E402
 
-from ingestion.backbones import get_backbone  # noqa: E402
 from ingestion.idx import FASHION_MNIST_DIR, load_fashion_mnist  # noqa: E402
 from ingestion.pipeline import ingest  # noqa: E402
 from ingestion.sources import FolderSource, IdxSource  # noqa: E402
 from milvus_hash import HashStore  # noqa: E402
-from milvus_hash.ugh.library import UGHLibrary  # noqa: E402
+from milvus_hash.encoders.ugh.library import UGHLibrary  # noqa: E402
+from milvus_hash.features import get_backbone  # noqa: E402
 
 
 def shaped_library(dim: int, n_bits: int = 20_000, seed: int = 0) -> UGHLibrary:
@@ -131,7 +129,7 @@ def compare(title, source, backbone, encoder, uris, batch_size, workers) -> dict
 MEMORY_CHILD = r"""
 import json, resource, sys, tempfile
 sys.path.insert(0, {root!r}); sys.path.insert(0, {root!r} + "/benchmarks")
-from ingestion.backbones import get_backbone
+from milvus_hash.features import get_backbone
 from ingestion.pipeline import ingest
 from ingestion.sources import IdxSource
 from milvus_hash import HashStore
@@ -194,7 +192,7 @@ def main(argv=None) -> int:
         uris = {"Milvus Lite": str(Path(tmp) / "bench.db")}
         server = None
         if not args.skip_server:
-            from milvus_hash.local_server import LocalMilvusServer
+            from milvus_hash.store.local_server import LocalMilvusServer
 
             server = LocalMilvusServer(Path(tmp) / "server")
             server.start()

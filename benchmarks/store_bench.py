@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from milvus_hash import EncoderSpec, HashStore, hamming_topk  # noqa: E402
 from milvus_hash.codes import codes_to_bytes  # noqa: E402
-from milvus_hash.local_server import LocalMilvusServer  # noqa: E402
-from milvus_hash.store import CODE  # noqa: E402
+from milvus_hash.store.hash_store import CODE  # noqa: E402
+from milvus_hash.store.local_server import LocalMilvusServer  # noqa: E402
 
 BATCH = 10_000
 

@@ -21,10 +21,9 @@ import sys
 import time
 
 import numpy as np
-
 from common import RESULTS, cached_library, pixel_features
 
-from milvus_hash.ugh.selection import L1BitSelector
+from milvus_hash.encoders.ugh.selection import L1BitSelector
 
 
 def main(argv=None) -> int:
@@ -45,7 +44,7 @@ def main(argv=None) -> int:
     # The straightforward solver on the same rounds (same seeds): time and quality side by side.
     import torch
 
-    from milvus_hash.ugh.hypertrain import RoundParams, hypertrain_round
+    from milvus_hash.encoders.ugh.hypertrain import RoundParams, hypertrain_round
 
     torch.set_num_threads(1)
     seeds = np.random.SeedSequence(args.seed).spawn(args.rounds)[: args.compare_rounds]

@@ -27,16 +27,15 @@ import sys
 import time
 
 import numpy as np
-
 from common import BASE_CNN, RESULTS, ROOT, cached_library, cnn_features, pixel_features  # noqa: F401
 
 from ingestion.idx import load_fashion_mnist  # noqa: E402
 from milvus_hash.codes import pack_bits  # noqa: E402
 from milvus_hash.config import load_config  # noqa: E402
+from milvus_hash.encoders.itq import ITQHasher  # noqa: E402
+from milvus_hash.encoders.lsh import LSHHasher  # noqa: E402
+from milvus_hash.encoders.uth import UTHEncoder  # noqa: E402
 from milvus_hash.eval.protocols import cosine_map, unsupervised_protocol  # noqa: E402
-from milvus_hash.itq import ITQHasher  # noqa: E402
-from milvus_hash.lsh import LSHHasher  # noqa: E402
-from milvus_hash.uth import UTHEncoder  # noqa: E402
 
 TOP = 1000
 CONFIG = ROOT / "configs" / "uth_fashion_mnist.yaml"

@@ -17,13 +17,13 @@ import numpy as np
 from PIL import Image
 
 from milvus_hash import HashStore, hamming_topk
+from milvus_hash.encoders.ugh.library import UGHLibrary
 from milvus_hash.errors import expected
-from milvus_hash.ugh.library import UGHLibrary
+from milvus_hash.features import backbone_record, get_backbone
 
-from .backbones import get_backbone
-from .features_file import read_features
+from .features_folder import read_features
 from .idx import FASHION_MNIST_DIR
-from .pipeline import backbone_record, extract, ingest
+from .pipeline import extract, ingest
 from .sources import FolderSource
 
 FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]

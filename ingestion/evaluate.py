@@ -70,7 +70,7 @@ class FeatureSource:
     def __init__(self, directory: str | Path):
         import re
 
-        from .features_file import read_features
+        from .features_folder import read_features
         from .sources import Item
 
         _, X, keys, labels, meta = read_features(directory)
@@ -97,15 +97,15 @@ def is_features_folder(path) -> bool:
 def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query_source=None, library=None,
              store=None, through_milvus: bool = False, log: Callable[[str], None] = print) -> Path:
     """Run the protocols and write the report into ``out``; returns the path of ``report.md``."""
+    from milvus_hash.encoders.itq import ITQHasher
+    from milvus_hash.encoders.lsh import LSHHasher
+    from milvus_hash.encoders.ugh.library import UGHLibrary
     from milvus_hash.eval import pr_curve
     from milvus_hash.eval.plots import plot_bit_montage, plot_lines, plot_pr_curves
     from milvus_hash.eval.protocols import FewShot, cosine_map, draw_support, unsupervised_protocol
     from milvus_hash.eval.report import write_report
     from milvus_hash.eval.scoring import MilvusScorer, NumpyScorer
     from milvus_hash.eval.speed import peak_rss_mib, search_speed
-    from milvus_hash.itq import ITQHasher
-    from milvus_hash.lsh import LSHHasher
-    from milvus_hash.ugh.library import UGHLibrary
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,7 +221,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
         }
         uths = {}
         for path in settings.uth:
-            from milvus_hash.uth import UTHEncoder
+            from milvus_hash.encoders.uth import UTHEncoder
 
             enc = UTHEncoder.load(path, device=backbone.device if backbone is not None else "auto")
             uths[f"UTH ({Path(path).name}, {enc.n_bits} bits)"] = enc
@@ -261,7 +261,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
 
 
 def _montage(fs, library, Xdb, ydb, lab, source, db_items, settings, out, plot_bit_montage):
-    from milvus_hash.ugh.selection import L1BitSelector
+    from milvus_hash.encoders.ugh.selection import L1BitSelector
 
     sel = L1BitSelector(settings.n_bits).fit(fs.Ldb[lab], ydb[lab])
     bits = [int(b) for b in np.asarray(sel.positions_)[:4]]

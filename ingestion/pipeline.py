@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from milvus_hash.errors import expected
+from milvus_hash.features import Backbone, backbone_record
 
-from .backbones import Backbone
-from .features_file import FeaturesWriter, stored_ids
+from .features_folder import FeaturesWriter, stored_ids
 from .sources import Item, select_shard
 
 
@@ -90,11 +90,6 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
-
-
-def backbone_record(backbone: Backbone) -> dict:
-    return {"name": backbone.name, "weights": backbone.weights, "fingerprint": backbone.fingerprint,
-            "dim": backbone.dim}
 
 
 def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: int = 2,
@@ -252,4 +247,4 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     return report
 
 
-__all__ = ["Report", "backbone_record", "extract", "ingest", "stream_features"]
+__all__ = ["Report", "extract", "ingest", "stream_features"]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from milvus_hash import EncoderSpec, HashStore
-from milvus_hash.local_server import LocalMilvusServer
+from milvus_hash.store.local_server import LocalMilvusServer
 
 
 def pytest_collection_modifyitems(config, items):

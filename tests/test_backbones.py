@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ingestion.backbones import ARCHITECTURES, RandomWeightsWarning, get_backbone
-from ingestion.cli_options import BACKBONES
-from ingestion.small_cnn import SmallCNN, save_weights
+from ingestion.cli.options import BACKBONES
 from milvus_hash import InvalidInputError
 from milvus_hash.errors import WeightsUnavailableError
+from milvus_hash.features import ARCHITECTURES, RandomWeightsWarning, get_backbone
+from milvus_hash.features.small_cnn import SmallCNN, save_weights
 
 
 def images(n=3, size=(40, 30), mode="RGB", seed=0):

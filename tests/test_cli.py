@@ -7,8 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ingestion.cli import EXIT_RETRY, cli
-from milvus_hash.local_server import free_port
+from ingestion.cli import cli
+from ingestion.cli.options import EXIT_RETRY
+from milvus_hash.store.local_server import free_port
 
 pytestmark = pytest.mark.lite
 
@@ -67,7 +68,7 @@ def test_hypertrain_reads_the_ugh_section_of_the_config_and_flags_win(tmp_path):
 
     X = load_digits().data[:600].astype("float32") / 16
     src = tmp_path / "feats"
-    from ingestion.features_file import FeaturesWriter
+    from ingestion.features_folder import FeaturesWriter
 
     FeaturesWriter(src, {"name": "pixels", "weights": "none", "fingerprint": "f", "dim": 64}).write(
         range(600), X, [str(i) for i in range(600)], [None] * 600)

@@ -8,13 +8,12 @@ import uuid
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import clustered
+
 from ingestion.cli import cli
-from milvus_hash import EncoderMismatchError, HashStore, InvalidInputError, hamming_topk
-from milvus_hash.client import HashClient
-from milvus_hash.definitions import CategoryNotFoundError
-from milvus_hash.ugh.library import UGHLibrary
+from milvus_hash import EncoderMismatchError, HashClient, HashStore, InvalidInputError, hamming_topk
+from milvus_hash.categories.definitions import CategoryNotFoundError
+from milvus_hash.encoders.ugh.library import UGHLibrary
 
 
 @pytest.fixture(scope="module")

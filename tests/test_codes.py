@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from milvus_hash import InvalidInputError, hamming_distances, hamming_range, hamming_topk, pack_bits, select_bits, unpack_bits
+from milvus_hash import (
+    InvalidInputError,
+    hamming_distances,
+    hamming_range,
+    hamming_topk,
+    pack_bits,
+    select_bits,
+    unpack_bits,
+)
 from milvus_hash.codes import PAD_DISTANCE, PAD_ID, as_codes, bytes_to_codes, check_n_bits, codes_to_bytes
 
 

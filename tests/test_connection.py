@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import make_spec, random_codes
+
 from milvus_hash import HashStore, InvalidInputError, MilvusUnavailableError
-from milvus_hash.local_server import LocalMilvusServer, free_port
+from milvus_hash.store.local_server import LocalMilvusServer, free_port
 
 
 def test_refused_port_fails_fast_and_is_retryable():

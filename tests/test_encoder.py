@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from milvus_hash import EncoderSpec, InvalidInputError, fingerprint, hamming_distances
-from milvus_hash.lsh import LSHHasher
+from milvus_hash.encoders.lsh import LSHHasher
 
 
 def test_fingerprint_depends_on_values_dtype_shape_and_params():

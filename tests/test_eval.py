@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ingestion.cli import cli
+from milvus_hash.codes import hamming_topk, pack_bits
 from milvus_hash.eval import average_precisions, precision_within_radius
 from milvus_hash.eval.scoring import MilvusScorer, NumpyScorer, ap_from_ranking
-from milvus_hash.codes import hamming_topk, pack_bits
 
 
 def _clustered_codes(n, n_bits, n_classes, seed):

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from ingestion.backbones import get_backbone
 from ingestion.cli import cli
-from ingestion.features_file import read_features
+from ingestion.features_folder import read_features
 from ingestion.pipeline import ingest
 from ingestion.sources import open_source
 from milvus_hash import HashStore
 from milvus_hash.encoders import load_encoder
-from milvus_hash.ugh.library import UGHLibrary
+from milvus_hash.encoders.ugh.library import UGHLibrary
+from milvus_hash.features import get_backbone
 
 N_PER_CLASS = 15
 
@@ -246,7 +246,7 @@ def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp
 
 @pytest.mark.lite
 def test_client_defines_a_category_from_images_through_the_librarys_backbone(digits_folder, library, tmp_path):
-    from milvus_hash.client import HashClient
+    from milvus_hash import HashClient
 
     db = tmp_path / "m.db"
     assert run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet").exit_code == 0

@@ -7,14 +7,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
 from conftest import clustered
+
 from milvus_hash import InvalidInputError, hamming_topk
-from milvus_hash.ugh.calibration import platt_fit
-from milvus_hash.ugh.dbc import dbc_objective, fit_dbc, pair_costs, update_codes
-from milvus_hash.ugh.library import UGHLibrary
-from milvus_hash.ugh.sampling import max_min_sample
-from milvus_hash.ugh.svm import add_bias, fit_linear_svms, objective
+from milvus_hash.encoders.ugh.calibration import platt_fit
+from milvus_hash.encoders.ugh.dbc import dbc_objective, fit_dbc, pair_costs, update_codes
+from milvus_hash.encoders.ugh.library import UGHLibrary
+from milvus_hash.encoders.ugh.sampling import max_min_sample
+from milvus_hash.encoders.ugh.svm import add_bias, fit_linear_svms, objective
 
 
 def test_batched_svms_reach_liblinears_optimum():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import clustered
+
 from milvus_hash import InvalidInputError, select_bits
+from milvus_hash.encoders.itq import ITQHasher, itq_rotation
+from milvus_hash.encoders.ugh.library import UGHLibrary
+from milvus_hash.encoders.ugh.selection import L1BitSelector
 from milvus_hash.eval import mean_average_precision
-from milvus_hash.itq import ITQHasher, itq_rotation
-from milvus_hash.ugh.library import UGHLibrary
-from milvus_hash.ugh.selection import L1BitSelector
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_itq_hashers():
 
 
 def test_cca_coder_beats_random_bits_and_l1_on_unseen_categories(unseen_setup):
-    from milvus_hash.ugh.fewshot import CCACoder
+    from milvus_hash.encoders.ugh.fewshot import CCACoder
 
     lib, codes, y = unseen_setup
     rng = np.random.default_rng(1)
@@ -135,7 +135,7 @@ def test_cca_coder_beats_random_bits_and_l1_on_unseen_categories(unseen_setup):
 
 
 def test_cca_coder_input_checks(unseen_setup):
-    from milvus_hash.ugh.fewshot import CCACoder
+    from milvus_hash.encoders.ugh.fewshot import CCACoder
 
     _, codes, y = unseen_setup
     with pytest.raises(InvalidInputError, match="background: expected unlabeled library codes"):

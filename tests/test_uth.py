@@ -15,10 +15,10 @@ from PIL import Image
 from ingestion.cli import cli
 from milvus_hash.codes import unpack_bits
 from milvus_hash.encoders import encoder_kind, load_encoder
+from milvus_hash.encoders.uth import UTHEncoder, entropy_loss, quantization_loss, triplet_loss, uth_loss
+from milvus_hash.encoders.uth.model import rotate
+from milvus_hash.encoders.uth.training import TrainSettings, latest_checkpoint, load_checkpoint
 from milvus_hash.errors import InvalidInputError
-from milvus_hash.uth import UTHEncoder, entropy_loss, quantization_loss, triplet_loss, uth_loss
-from milvus_hash.uth.model import rotate
-from milvus_hash.uth.training import TrainSettings, latest_checkpoint, load_checkpoint
 
 pytestmark = pytest.mark.unit
 FAST = dict(backbone="small_cnn", weights=None, stage1_epochs=1, stage2_epochs=1, lr=0.01, stage2_lr=0.01,
@@ -271,7 +271,7 @@ def test_cli_train_uth_then_ingest_and_search_by_image(digits28, tmp_path):
 
 
 def test_the_trunk_starts_from_a_local_state_dict(tmp_path):
-    from ingestion.small_cnn import SmallCNN, save_weights
+    from milvus_hash.features.small_cnn import SmallCNN, save_weights
 
     torch.manual_seed(7)
     base = SmallCNN(n_classes=5)

@@ -65,7 +65,7 @@ class FewShot:
 
     def __init__(self, Xdb, ydb, Xq, yq, library, *, methods=FEWSHOT_METHODS, scorer=None, seed: int = 0,
                  library_codes: tuple | None = None):
-        from ..lsh import LSHHasher
+        from ..encoders.lsh import LSHHasher
 
         unknown = sorted(set(methods) - set(FEWSHOT_METHODS))
         if unknown:
@@ -86,10 +86,10 @@ class FewShot:
 
     def codes(self, name: str, n_bits: int, lab: np.ndarray, draw: int):
         """``(query codes, database codes)`` of method ``name``, or None where it does not apply."""
-        from ..itq import ITQHasher
-        from ..lsh import LSHHasher
-        from ..ugh.fewshot import CCACoder
-        from ..ugh.selection import L1BitSelector
+        from ..encoders.itq import ITQHasher
+        from ..encoders.lsh import LSHHasher
+        from ..encoders.ugh.fewshot import CCACoder
+        from ..encoders.ugh.selection import L1BitSelector
 
         Xl, yl = self.Xdb[lab], self.ydb[lab]
         if name == "UGH default (CCA codes)":

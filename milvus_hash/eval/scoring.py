@@ -17,7 +17,7 @@ import uuid
 import numpy as np
 
 from ..codes import as_codes
-from ..encoder import EncoderSpec
+from ..encoders.spec import EncoderSpec
 from ..errors import expected
 from .metrics import average_precisions, precision_within_radius
 

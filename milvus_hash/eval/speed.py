@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import hamming_topk
-from ..encoder import EncoderSpec
+from ..encoders.spec import EncoderSpec
 
 
 def peak_rss_mib() -> float:
@@ -24,7 +24,7 @@ def peak_rss_mib() -> float:
 def search_speed(query_codes: np.ndarray, db_codes: np.ndarray, *, k: int = 100, store=None) -> dict:
     """Top-``k`` queries per second in numpy and through Milvus (``store``; a temporary Milvus Lite
     file when None), and the time to build the collection (write, flush and index the codes)."""
-    from ..store import HashStore
+    from ..store.hash_store import HashStore
 
     out = {}
     t0 = time.perf_counter()

@@ -1,0 +1,175 @@
+"""``milvus-hash category define|list|describe|drop|materialize|search``."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+
+from .options import milvus_options
+
+
+def client_options(fn):
+    @click.option("--collection", required=True, help="The collection of UGH library codes.")
+    @click.option("--library", type=click.Path(dir_okay=False), default=None,
+                  help="The collection's library file (for example or query images).")
+    @functools.wraps(fn)
+    def wrapper(*args, store, collection, library, **kwargs):
+        from milvus_hash import HashClient
+
+        return fn(*args, client=HashClient(collection=collection, library=library, store=store), **kwargs)
+
+    return milvus_options(wrapper)
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integer ids, received {text!r}", param_hint=flag) from None
+
+
+@click.group()
+def category():
+    """Few-shot categories: define from a few examples, then query.
+
+    \b
+    Examples:
+      milvus-hash category define shoes --collection photos --ids 11,42,97
+      milvus-hash category define fashion --collection photos --examples labeled/ --library lib.npz
+      milvus-hash category search shoes --collection photos --id 11 -k 20
+      milvus-hash category materialize shoes --collection photos
+    """
+
+
+@category.command()
+@click.argument("name")
+@client_options
+@click.option("--ids", default=None, help="Stored ids of the examples (comma-separated).")
+@click.option("--labels", default=None, help="One label per id (comma-separated): a task of several classes.")
+@click.option("--examples", "folder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A folder of example images (one sub-folder per class for a task); needs --library.")
+@click.option("--negatives", default=None, help="Stored ids of negatives (default: background codes of the store).")
+@click.option("--bits", "n_bits", type=int, default=16, show_default=True, help="Code length B (8 to 1024).")
+@click.option("--method", type=click.Choice(["cca", "l1"]), default="cca", show_default=True,
+              help="cca: the default few-shot code; l1: the paper's L1-SVM bit selection.")
+@click.option("--json", "as_json", is_flag=True)
+def define(name, client, ids, labels, folder, negatives, n_bits, method, as_json):
+    """Define (or redefine, atomically) category NAME from a few examples.
+
+    \b
+    Examples:
+      milvus-hash category define shoes --collection photos --ids 11,42,97
+      milvus-hash category define t --collection photos --ids 1,2,3,4 --labels a,a,b,b --bits 32
+      milvus-hash category define fashion --collection photos --examples labeled/ --library lib.npz
+    """
+    if (ids is None) == (folder is None):
+        raise click.UsageError("give exactly one of --ids and --examples")
+    if labels is not None and ids is None:
+        raise click.UsageError("--labels goes with --ids (a folder's sub-folders are its labels)")
+    if ids is not None:
+        examples = _ints(ids, "--ids")
+        label_list = None if labels is None else [v.strip() for v in labels.split(",")]
+    else:
+        from ..sources import FolderSource
+
+        src = FolderSource(folder)
+        items = src.items()
+        examples = [src.open(it) for it in items]
+        label_list = [it.label for it in items] if items and items[0].label is not None else None
+    neg = _ints(negatives, "--negatives") if negatives else None
+    cat = client.define(name, examples=examples, labels=label_list, negatives=neg, n_bits=n_bits, method=method)
+    info = cat.describe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo(f"defined {name!r}: {method}, {n_bits} bits, classes {cat.classes}, from {len(examples)} examples "
+                   f"(fingerprint {info['fingerprint'][:16]})")
+
+
+@category.command(name="list")
+@client_options
+def list_(client):
+    """List the categories defined on a collection.
+
+    \b
+    Examples:
+      milvus-hash category list --collection photos
+    """
+    for name in client.categories():
+        d = client.describe(name)
+        click.echo(f"{name}: {d['method']}, {d['n_bits']} bits, classes {d['classes']}")
+
+
+@category.command()
+@click.argument("name")
+@client_options
+def describe(name, client):
+    """Print a category's definition as JSON.
+
+    \b
+    Examples:
+      milvus-hash category describe shoes --collection photos
+    """
+    click.echo(json.dumps(client.describe(name), indent=2))
+
+
+@category.command()
+@click.argument("name")
+@client_options
+def drop(name, client):
+    """Drop a category (and its materialized collection).
+
+    \b
+    Examples:
+      milvus-hash category drop shoes --collection photos
+    """
+    client.drop(name)
+    click.echo(f"dropped {name!r}")
+
+
+@category.command()
+@click.argument("name")
+@client_options
+@click.option("--no-resume", is_flag=True, help="Start again from the first item.")
+def materialize(name, client, no_resume):
+    """Write every item's category code into a task collection (resumable).
+
+    \b
+    Examples:
+      milvus-hash category materialize shoes --collection photos
+    """
+    task = client.materialize(name, resume=not no_resume)
+    click.echo(f"materialized {name!r} into {task!r}: {client.store.count(task):,} codes")
+
+
+@category.command()
+@click.argument("name")
+@client_options
+@click.option("--id", "item_id", type=int, default=None, help="Query by a stored id.")
+@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="Query image (needs --library).")
+@click.option("-k", type=click.IntRange(1, 16384), default=10, show_default=True)
+@click.option("--mode", type=click.Choice(["instant", "materialized"]), default="instant", show_default=True)
+@click.option("--candidates", type=click.IntRange(1, 16384), default=2000, show_default=True,
+              help="Instant mode: library-code candidates re-ranked by the category code.")
+@click.option("--json", "as_json", is_flag=True)
+def search(name, client, item_id, image, k, mode, candidates, as_json):
+    """Top-k by Hamming distance on the category's code.
+
+    \b
+    Examples:
+      milvus-hash category search shoes --collection photos --id 11
+      milvus-hash category search shoes --collection photos --image q.jpg --library lib.npz --mode materialized
+    """
+    if (item_id is None) == (image is None):
+        raise click.UsageError("give exactly one of --id and --image")
+    query = [item_id] if item_id is not None else [image]
+    res = client.search(name, query=query, k=k, mode=mode, candidates=max(candidates, k))
+    hits = [{"id": int(i), "distance": int(d), **f} for i, d, f in zip(res.ids[0], res.distances[0], res.fields[0])
+            if i >= 0]
+    if as_json:
+        click.echo(json.dumps({"category": name, "mode": mode, "hits": hits}, indent=2))
+        return
+    for h in hits:
+        click.echo(f"  {h['distance']:4d}  id {h['id']:>20d}  label {str(h.get('label')):>10s}  {h.get('source', '')}")

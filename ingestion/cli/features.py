@@ -1,0 +1,154 @@
+"""``milvus-hash features`` and ``milvus-hash hypertrain``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .options import backbone_options, cli_errors, make_backbone
+
+
+def _source_option(fn):
+    fn = click.option("--shard", default=None, metavar="I/N",
+                      help="Only the items whose id is I modulo N (N workers, one corpus).")(fn)
+    fn = click.option("--labels", type=click.Choice(["auto", "subfolders", "none"]), default="auto",
+                      show_default=True, help="Folder labels: first-level sub-folder names.")(fn)
+    return fn
+
+
+def open_cli_source(source: str, labels: str):
+    from ..sources import open_source
+
+    return open_source(source, labels=None if labels == "none" else labels)
+
+
+@click.command()
+@click.argument("source")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Features folder to write.")
+@backbone_options
+@_source_option
+@click.option("--no-resume", is_flag=True, help="Recompute ids the folder already holds.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@cli_errors
+def features(source, out, backbone, weights, device, ten_crop, size, batch_size, workers, shard, labels,
+             no_resume, quiet):
+    """Extract CNN (or pixel) features of SOURCE into a features folder.
+
+    SOURCE is an image folder (one sub-folder per label, optionally), a CSV/JSONL
+    manifest (path, label, metadata columns) or an IDX file. A rerun skips the
+    images already done. The folder feeds `hypertrain` and re-encoding without the CNN.
+
+    \b
+    Examples:
+      milvus-hash features photos/ --out feats/ --backbone resnet50
+      milvus-hash features photos/ --out feats/ --backbone alexnet --weights ~/alexnet.pth --ten-crop
+      milvus-hash features /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \\
+          --out fmnist/ --backbone pixels
+    """
+    from ..pipeline import extract
+    from ..sources import parse_shard
+
+    src = open_cli_source(source, labels)
+    shard_t = parse_shard(shard)
+    bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size)
+    report = extract(src, backbone=bb, out=out, batch_size=batch_size, workers=workers, shard=shard_t,
+                     resume=not no_resume, progress=not quiet)
+    _print_failures(report)
+    click.echo(f"{bb.name} features ({bb.dim}-D) -> {out}: " + report.summary("extracted"))
+
+
+def _print_failures(report, limit: int = 10) -> None:
+    for key, reason in report.failed[:limit]:
+        click.echo(f"  skipped {key}: {reason}", err=True)
+    if len(report.failed) > limit:
+        click.echo(f"  ... and {len(report.failed) - limit} more unreadable images", err=True)
+
+
+UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset": "n_subset", "jobs": "n_jobs",
+             "seed": "random_state", "categories": "n_categories", "expand": "n_expand"}
+
+
+@click.command()
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Library file to write (.npz).")
+@click.option("--rounds", type=click.IntRange(1), default=None, help="Rounds D [config or 2000].")
+@click.option("--bits-per-round", type=click.IntRange(1), default=None, help="Hash functions per round K [config or 10].")
+@click.option("--subset", type=click.IntRange(2), default=None,
+              help="Points per round M [config or 20000; at most the number of images].")
+@click.option("--categories", type=click.IntRange(2), default=None, help="Pseudo-categories per round C [config or 30].")
+@click.option("--expand", type=click.IntRange(1), default=None,
+              help="Points added per pseudo-category F [config or 50]; C * (T + F) must fit in M.")
+@click.option("--jobs", type=int, default=None, help="Rounds run in parallel [config or 1].")
+@click.option("--seed", type=int, default=None, help="Random seed [config or 0].")
+@backbone_options
+@_source_option
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+@cli_errors
+def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, expand, jobs, seed, backbone, weights, device, ten_crop,
+               size, batch_size, workers, shard, labels, quiet):
+    """Hyper-train a UGH hash library (K*D bits) from unlabeled images or features.
+
+    SOURCE is a features folder (from `milvus-hash features`) or anything `features`
+    reads (the features are then extracted first). Hyper-parameters come from the
+    ugh section of --config (configs/ugh.yaml holds the paper's), then these flags.
+    The library records its backbone, so `ingest` uses the same one.
+
+    \b
+    Examples:
+      milvus-hash features photos/ --out feats/ && milvus-hash hypertrain feats/ --out lib.npz
+      milvus-hash --config configs/ugh.yaml hypertrain feats/ --out lib.npz --jobs 8
+      milvus-hash hypertrain digits/ --backbone pixels --size 8 --rounds 20 \\
+          --categories 20 --expand 20 --out lib.npz          # a small image set
+    """
+    from milvus_hash.encoders.ugh.library import UGHLibrary
+
+    from ..features_folder import read_features
+
+    params = dict(ctx.meta.get("milvus_hash.config", {}).get("ugh", {}))
+    for flag, name in UGH_FLAGS.items():
+        value = locals()[flag]
+        if value is not None:
+            params[name] = value
+    t0 = time.perf_counter()
+    if (Path(source) / "meta.json").is_file():
+        if backbone or weights or ten_crop or size:
+            raise click.UsageError("SOURCE is a features folder: its backbone is fixed; drop --backbone/--weights/"
+                                   "--ten-crop/--size")
+        _, X, _, _, meta = read_features(source)
+        record = meta["backbone"]
+        click.echo(f"read {len(X):,} {record['name']} features ({X.shape[1]}-D) from {source}")
+    else:
+        from milvus_hash.features import backbone_record
+
+        from ..pipeline import stream_features
+        from ..sources import parse_shard, select_shard
+
+        src = open_cli_source(source, labels)
+        bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size)
+        items = select_shard(src.items(), parse_shard(shard))
+        parts, failed = [], 0
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(items), desc="features", unit="img", disable=quiet) as bar:
+            for its, feats, bad in stream_features(src, items, bb, batch_size=batch_size, workers=workers):
+                parts.append(feats)
+                failed += len(bad)
+                bar.update(len(its) + len(bad))
+        X = np.concatenate(parts) if parts else np.zeros((0, bb.dim), np.float32)
+        record = backbone_record(bb)
+        click.echo(f"extracted {len(X):,} {bb.name} features ({bb.dim}-D), {failed} unreadable images skipped")
+    n_subset = params.get("n_subset", 20_000)
+    if len(X) < n_subset:
+        params["n_subset"] = len(X)
+        click.echo(f"n_subset: {len(X):,} (every image; the configured {n_subset:,} is more than there are)")
+    lib = UGHLibrary(**{**params, "progress": not quiet})
+    lib.fit(X)
+    lib.features_ = record
+    lib.save(out)
+    spec = lib.encoder_spec()
+    click.echo(f"hyper-trained {lib.n_bits_:,} bits in {time.perf_counter() - t0:.1f} s -> {out} "
+               f"(encoder {spec})")

@@ -1,0 +1,166 @@
+"""``milvus-hash ingest`` and ``milvus-hash search``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .features import _print_failures, _source_option, open_cli_source
+from .options import EXIT_ERROR, HashCliError, backbone_options, make_backbone, milvus_options
+
+
+def _load_encoder(path: str, device: str = "auto"):
+    from milvus_hash.encoders import load_encoder
+
+    return load_encoder(path, device=device)
+
+
+def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_crop, size):
+    """``(encoder, backbone)`` for the pipeline: a UTH network is its own backbone (its hash-layer
+    outputs, thresholded by the encoder); the others run on the backbone they record."""
+    from milvus_hash.encoders import encoder_backbone
+
+    encoder = _load_encoder(encoder_path, device)
+    if encoder.encoder_spec().kind == "uth":
+        clash = [f for f, v in (("--backbone", backbone), ("--weights", weights), ("--ten-crop", ten_crop),
+                                ("--size", size)) if v]
+        if clash:
+            raise click.UsageError(f"{', '.join(clash)} clash with --encoder {encoder_path}, a UTH network that "
+                                   "carries its own CNN; leave them out")
+        bb, codes = encoder.as_pipeline()
+        return codes, bb
+    bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
+                       record=encoder_backbone(encoder))
+    return encoder, bb
+
+
+@click.command()
+@click.argument("source")
+@click.option("--collection", required=True, help="Collection to write (created when missing).")
+@click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False),
+              help="Fitted encoder file: a UGH library (`hypertrain`), a UTH network (`train-uth`) or an LSH hasher.")
+@milvus_options
+@backbone_options
+@_source_option
+@click.option("--resume", is_flag=True, help="Skip the images the collection already holds (no CNN work for them).")
+@click.option("--keep-features", type=click.Path(file_okay=False), default=None,
+              help="Also write the float features to this features folder (re-encode later without the CNN).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the run's report (counts, unreadable files) as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
+           shard, labels, resume, keep_features, report_path, quiet):
+    """Encode the images of SOURCE and write their codes to Milvus.
+
+    Ids derive from the images' paths (or file#index for IDX), and rows are upserted:
+    a rerun after a crash or Ctrl-C writes no duplicates, and --resume skips what is
+    stored. Unreadable images are skipped and listed. The backbone is the one the
+    encoder records (a UTH network is its own); --backbone/--weights only when it
+    records none.
+
+    \b
+    Examples:
+      milvus-hash ingest photos/ --collection photos --encoder lib.npz
+      milvus-hash ingest photos/ --collection photos --encoder lib.npz --resume
+      milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
+      MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
+          --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
+    """
+    from ..pipeline import ingest as run_ingest
+    from ..sources import parse_shard
+
+    src = open_cli_source(source, labels)
+    shard_t = parse_shard(shard)
+    encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
+                                       ten_crop=ten_crop, size=size)
+    report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
+                        batch_size=batch_size, workers=workers, shard=shard_t, resume=resume,
+                        features_out=keep_features, progress=not quiet)
+    _print_failures(report)
+    if report_path:
+        Path(report_path).write_text(json.dumps({"source": str(source), "collection": collection, **report.to_dict()},
+                                                indent=2))
+    click.echo(f"{store.target}: collection {collection!r}: " + report.summary())
+    if report.interrupted:
+        raise HashCliError("interrupted", 130)
+
+
+def _parse_code(text: str, n_bits: int) -> np.ndarray:
+    try:
+        raw = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        raise click.BadParameter(f"expected {n_bits // 4} hexadecimal digits, received {text!r}",
+                                 param_hint="--code") from None
+    if len(raw) * 8 != n_bits:
+        raise click.BadParameter(f"expected {n_bits // 4} hexadecimal digits ({n_bits} bits), received "
+                                 f"{len(raw) * 2}", param_hint="--code")
+    return np.frombuffer(raw, dtype=np.uint8)[None, :]
+
+
+@click.command()
+@click.option("--collection", required=True, help="Collection to search.")
+@click.option("--image", type=click.Path(dir_okay=False), default=None, help="Query image file (needs --encoder).")
+@click.option("--id", "item_id", type=int, default=None, help="Query by the code of a stored id.")
+@click.option("--code", default=None, help="Query code in hexadecimal (n_bits / 4 digits).")
+@click.option("--encoder", "encoder_path", type=click.Path(dir_okay=False), default=None,
+              help="The collection's encoder file (to encode --image).")
+@click.option("-k", type=click.IntRange(1, 16384), default=10, show_default=True, help="Hits to return.")
+@click.option("--filter", "filter_expr", default="", help='Milvus filter on the scalar fields, e.g. \'label == "7"\'.')
+@milvus_options
+@backbone_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def search(collection, image, item_id, code, encoder_path, k, filter_expr, store, backbone, weights, device, ten_crop,
+           size, batch_size, workers, as_json):
+    """Hamming search: the k codes nearest to an image, a stored id or a code.
+
+    \b
+    Examples:
+      milvus-hash search --collection photos --image query.jpg --encoder lib.npz
+      milvus-hash search --collection photos --id 123456789 -k 20 --json
+      milvus-hash search --collection photos --code 0f3a... --filter 'label == "cat"'
+    """
+    given = [name for name, v in (("--image", image), ("--id", item_id), ("--code", code)) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError(f"give exactly one of --image, --id, --code (received {', '.join(given) or 'none'})")
+    info = store.describe_collection(collection)
+    if image is not None:
+        if encoder_path is None:
+            raise click.UsageError("--image needs --encoder, the encoder file the collection was written with")
+        from PIL import Image, UnidentifiedImageError
+
+        encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
+                                           ten_crop=ten_crop, size=size)
+        if encoder.encoder_spec() != info.encoder:
+            raise HashCliError(f"--encoder {encoder_path} is {encoder.encoder_spec()}, but collection {collection!r} "
+                               f"was written by {info.encoder}", EXIT_ERROR)
+        try:
+            with Image.open(image) as im:
+                im.load()
+                query = encoder.transform(bb.extract([im.convert("RGB") if im.mode not in ("RGB", "L") else im]))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise click.BadParameter(f"expected a readable image, received {image!r} ({exc})",
+                                     param_hint="--image") from None
+    elif item_id is not None:
+        rec = store.get(collection, ids=[item_id])
+        if len(rec) == 0:
+            raise HashCliError(f"--id: expected an id stored in {collection!r}, received {item_id}", EXIT_ERROR)
+        query = rec.codes
+    else:
+        query = _parse_code(code, info.n_bits)
+    res = store.search(collection, codes=query, k=k, filter=filter_expr, ties="id",
+                       output_fields=["source", "label"])
+    hits = []
+    for j, (hid, dist) in enumerate(zip(res.ids[0].tolist(), res.distances[0].tolist())):
+        if hid < 0:
+            break
+        extra = res.fields[0][j] if res.fields else {}
+        hits.append({"id": hid, "distance": dist, "source": extra.get("source", ""), "label": extra.get("label")})
+    if as_json:
+        click.echo(json.dumps({"collection": collection, "query": given[0].lstrip("-"), "hits": hits}, indent=2))
+        return
+    click.echo(f"{len(hits)} nearest of {collection!r} by Hamming distance:")
+    for h in hits:
+        click.echo(f"  {h['distance']:4d}  id {h['id']:>20d}  label {str(h.get('label')):>8s}  {h.get('source', '')}")

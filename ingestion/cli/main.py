@@ -1,0 +1,139 @@
+"""The ``milvus-hash`` command line.
+
+Exit codes: 0 success; 1 an error that a retry will not fix (bad input, unknown collection,
+encoder mismatch); 2 a usage error; 75 Milvus unreachable or busy (a retry may help).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from milvus_hash import MilvusHashError, __version__
+
+from .options import EXIT_ERROR, EXIT_RETRY, HashCliError, milvus_options
+
+
+def _load_config(ctx: click.Context, _param, path: str | None) -> None:
+    """--config: the file's store section becomes every command's defaults (flags and env win)."""
+    if path is None:
+        return
+    from milvus_hash.config import load_config
+
+    try:
+        config = load_config(path)
+    except MilvusHashError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="--config") from exc
+    store = config.get("store", {})
+    ctx.meta["milvus_hash.config"] = config
+    ctx.default_map = {name: dict(store) for name in cli.commands}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="milvus-hash")
+@click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
+              expose_value=False, help="YAML file with a store section (see configs/store.yaml).")
+def cli():
+    """Learned binary hashing of images, stored and searched in Milvus.
+
+    \b
+    Examples:
+      milvus-hash demo                          # images -> UGH codes -> Milvus Lite -> search
+      milvus-hash info                          # collections, counts, encoders
+      MILVUS_URI=http://localhost:19530 milvus-hash info
+      milvus-hash --config configs/store.yaml info
+    """
+
+
+@cli.command()
+@milvus_options
+@click.option("--dataset", type=click.Choice(["auto", "fashion-mnist", "digits"]), default="auto", show_default=True,
+              help="auto: Fashion-MNIST where Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.")
+@click.option("--workdir", type=click.Path(file_okay=False), default="milvus-hash-demo", show_default=True,
+              help="Folder for the images, features and library.")
+@click.option("--collection", default="demo", show_default=True, help="Collection to write.")
+@click.option("--rounds", type=click.IntRange(1), default=40, show_default=True, help="Library rounds (10 bits each).")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 1000), help="Neighbours to show per query.")
+@click.option("--queries", "n_queries", default=5, show_default=True, type=click.IntRange(1), help="Query images.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, as_json):
+    """The main job on real images: folder -> features -> UGH library -> Milvus -> search.
+
+    Writes a real sample as PNG files (Fashion-MNIST, 3,000 images, where installed;
+    else scikit-learn's 1,797 digits), extracts features, hyper-trains a small UGH
+    library on them without labels, ingests every image, then queries with a few of
+    the images and checks Milvus's answer against an exact numpy search. Reruns are
+    idempotent.
+
+    \b
+    Examples:
+      milvus-hash demo
+      milvus-hash demo --dataset digits --uri http://localhost:19530
+    """
+    from ..demo import run_demo
+
+    report = run_demo(store, workdir=workdir, dataset=dataset, collection=collection, rounds=rounds, k=k,
+                      n_queries=n_queries, seed=seed, progress=False,
+                      log=(lambda *_: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(report.__dict__, indent=2))
+    else:
+        click.echo(f"5. {len(report.queries)} query images, top-{k} by Hamming distance (the query itself left out):")
+        for q in report.queries:
+            click.echo(f"  {q['image']} ({q['label']}): {q['hit_labels']} at {q['distances']}  "
+                       f"precision {q['precision']:.2f}")
+        click.echo(f"mean precision@{k}: {report.mean_precision:.3f}; "
+                   f"Milvus top-k equals exact numpy top-k: {'yes' if report.matches_numpy else 'NO'}")
+    if not report.matches_numpy:
+        raise HashCliError("Milvus results differ from the exact numpy search", EXIT_ERROR)
+
+
+@cli.command()
+@milvus_options
+@click.argument("collections", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(store, collections, as_json):
+    """List milvus-hash collections with their row counts and encoders.
+
+    \b
+    Examples:
+      milvus-hash info
+      milvus-hash info demo_digits --json
+    """
+    names = list(collections) or store.list_collections()
+    rows = []
+    for name in names:
+        d = store.describe_collection(name)
+        rows.append({"collection": name, "count": store.count(name), "n_bits": d.n_bits,
+                     "encoder": d.encoder.to_dict(), "index": d.index_type})
+    if as_json:
+        click.echo(json.dumps({"uri": store.uri, "collections": rows}, indent=2))
+        return
+    click.echo(f"{store.target}: {len(rows)} collection(s)")
+    for r in rows:
+        click.echo(f"  {r['collection']}: {r['count']} codes, {r['n_bits']} bits, index {r['index']}, "
+                   f"encoder {r['encoder']['kind']}:{r['encoder']['fingerprint'][:16]}")
+
+
+from .category import category  # noqa: E402
+from .eval import eval_command  # noqa: E402
+from .features import features, hypertrain  # noqa: E402
+from .ingest import ingest, search  # noqa: E402
+from .uth import train_uth  # noqa: E402
+
+for _command in (features, hypertrain, train_uth, ingest, search, category, eval_command):
+    cli.add_command(_command)
+
+
+__all__ = ["EXIT_ERROR", "EXIT_RETRY", "cli", "main"]
+
+
+def main() -> None:
+    cli(prog_name="milvus-hash")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Options and errors shared by the ``milvus-hash`` commands."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import click
+
+from milvus_hash import DEFAULT_URI, HashStore, MilvusHashError
+
+EXIT_ERROR, EXIT_RETRY = 1, 75
+#: ``ingestion.backbones.ARCHITECTURES``' names, here so that ``--help`` does not import torch.
+BACKBONES = ("alexnet", "pixels", "resnet18", "resnet50", "small_cnn", "vgg16")
+
+
+class HashCliError(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def milvus_options(fn):
+    """--uri / --token, read from MILVUS_URI / MILVUS_TOKEN when not given."""
+
+    @click.option("--uri", envvar="MILVUS_URI", default=DEFAULT_URI, show_default=True,
+                  help="Milvus Lite file (*.db) or server URI such as http://localhost:19530 [env: MILVUS_URI]")
+    @click.option("--token", envvar="MILVUS_TOKEN", default=None,
+                  help="user:password or API key for a server with authentication [env: MILVUS_TOKEN]")
+    @click.option("--timeout", type=float, default=30.0, show_default=True,
+                  help="Seconds one Milvus call may take before giving up (exit code 75).")
+    @click.option("--consistency-level", "consistency_level", default="Strong", show_default=True,
+                  type=click.Choice(["Strong", "Bounded", "Session", "Eventually"]),
+                  help="Consistency of new collections.")
+    @functools.wraps(fn)
+    def wrapper(*args, uri, token, timeout, consistency_level, **kwargs):
+        try:
+            with HashStore(uri, token=token, timeout=timeout, consistency_level=consistency_level) as store:
+                return fn(*args, store=store, **kwargs)
+        except MilvusHashError as exc:
+            raise HashCliError(str(exc), EXIT_RETRY if exc.retryable else EXIT_ERROR) from exc
+
+    return wrapper
+
+
+def cli_errors(fn):
+    """Turn milvus-hash errors into exit codes 1 (retry will not help) or 75 (it may)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MilvusHashError as exc:
+            raise HashCliError(str(exc), EXIT_RETRY if exc.retryable else EXIT_ERROR) from exc
+
+    return wrapper
+
+
+def backbone_options(fn):
+    """--backbone, --weights, --device, --ten-crop, --size, --batch-size, --workers."""
+    options = [
+        click.option("--backbone", type=click.Choice(BACKBONES), default=None,
+                     help="Feature extractor [default: the encoder's, else resnet50]."),
+        click.option("--weights", default=None,
+                     help="DEFAULT or a torchvision weights name (downloaded once to the torch hub cache), "
+                          "a state_dict file, or 'none' (random: tests only) [default: the encoder's, else DEFAULT]."),
+        click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N."),
+        click.option("--ten-crop", is_flag=True, help="Average the features of ten 224 crops (the UGH paper)."),
+        click.option("--size", type=int, default=None, help="Side of the pixels extractor's image [default: 28]."),
+        click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per CNN batch."),
+        click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
+                     help="DataLoader processes decoding images (0: in this process)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _weights_arg(text):
+    if text is None:
+        return "DEFAULT"
+    if text.lower() in ("none", "random"):
+        return None
+    return text
+
+
+def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | None = None):
+    """The backbone the flags ask for, or the one an encoder records; clashing flags are a UsageError."""
+    from milvus_hash.features import get_backbone, record_arguments
+
+    resolved = _weights_arg(weights)
+    if record is not None:
+        if backbone is not None and backbone != record["name"]:
+            raise click.UsageError(f"--backbone {backbone} clashes with the encoder, which was fitted on "
+                                   f"{record['name']!r} features; leave --backbone out to use that one")
+        recorded = record_arguments(record)
+        backbone = recorded["name"]
+        if weights is None:
+            resolved = recorded["weights"]
+        size = size or recorded["size"]
+    backbone = backbone or "resnet50"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bb = get_backbone(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)
+    for w in caught:
+        click.secho(f"WARNING: {w.message}", fg="red", err=True, bold=True)
+    if record is not None and record.get("fingerprint") != bb.fingerprint:
+        raise HashCliError(f"the encoder was fitted on {record['name']!r} features with weights "
+                           f"{record.get('weights')!r} (fingerprint {str(record.get('fingerprint'))[:16]}), but this "
+                           f"backbone is {bb.name!r} with weights {bb.weights!r} (fingerprint {bb.fingerprint[:16]}): "
+                           "its features would be meaningless to the encoder", EXIT_ERROR)
+    return bb

@@ -1,0 +1,297 @@
+"""``HashClient``: few-shot categories over a collection of UGH library codes, and queries against them.
+
+.. code-block:: python
+
+    client = HashClient("./milvus_hash.db", collection="photos", library="lib.npz")
+    client.define("shoes", examples=[id1, id2, id3])                      # positives; background from the store
+    client.define("clothes", examples=ids, labels=labels)                 # a task of several classes
+    client.search("shoes", query=id1, k=10)                               # instant: no extra collection
+    client.materialize("shoes"); client.search("shoes", query=id1, mode="materialized")
+    client.members("shoes", radius=2)                                     # near the positives' prototype
+
+Examples and queries are given as stored ids (ints), library codes (``uint8 (n, L // 8)``), feature
+vectors (``float (n, d)``, needs ``library``) or images (PIL images or paths; needs ``library`` and
+its backbone). Definitions live in Milvus (:mod:`.definitions`), so other processes see them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..codes import hamming_distances
+from ..errors import EncoderMismatchError, expected
+from ..store.hash_store import DEFAULT_URI, MAX_TOPK, HashStore
+from ..store.records import Records, SearchResult
+from .category import BACKGROUND, Category, learn_category
+from .definitions import DEFINITIONS, CategoryNotFoundError, DefinitionStore
+
+DEFAULT_CANDIDATES = 2_000
+
+
+class HashClient:
+    """Few-shot categories and Hamming queries on the library collection ``collection``.
+
+    Args:
+        uri, token, timeout: where Milvus is (see :class:`HashStore`); or pass ``store``.
+        collection: a collection written with UGH library codes.
+        library: the :class:`~.ugh.library.UGHLibrary` (or its file) that wrote it; needed only for
+            feature vectors and images. Checked against the collection's encoder.
+        backbone: for images; default: the one the library records.
+        background: unlabeled library codes sampled from the collection for fitting (cached).
+    """
+
+    def __init__(self, uri: str = DEFAULT_URI, *, collection: str, library=None, backbone=None,
+                 token: str | None = None, timeout: float = 30.0, store: HashStore | None = None,
+                 definitions: str = DEFINITIONS, background: int = 4_000, seed: int = 0):
+        self.store = store if store is not None else HashStore(uri, token=token, timeout=timeout)
+        self.collection = collection
+        self.info = self.store.describe_collection(collection)
+        if self.info.encoder.kind != "ugh":
+            raise expected("collection", "a collection of UGH library codes",
+                           f"{collection!r} written by a {self.info.encoder.kind!r} encoder")
+        if isinstance(library, (str, Path)):
+            from ..encoders.ugh.library import UGHLibrary
+
+            library = UGHLibrary.load(library)
+        if library is not None and library.encoder_spec() != self.info.encoder:
+            raise EncoderMismatchError(f"library: the collection {collection!r} was written by {self.info.encoder}, "
+                                       f"this library is {library.encoder_spec()}")
+        self.library, self._backbone, self.background_size, self.seed = library, backbone, background, seed
+        self.definitions = DefinitionStore(self.store, collection, definitions=definitions)
+        self._background: np.ndarray | None = None
+        self._cache: dict[str, Category] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "HashClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def library_bits(self) -> int:
+        return self.info.n_bits
+
+    def _images_to_codes(self, images) -> np.ndarray:
+        if self.library is None:
+            raise expected("library", "the UGHLibrary (or its file) to encode images or features", None)
+        if self._backbone is None:
+            from ..features import get_backbone, record_arguments
+
+            record = getattr(self.library, "features_", None)
+            if not record:
+                raise expected("backbone", "a backbone (the library records none)", None)
+            self._backbone = get_backbone(**record_arguments(record))
+        from PIL import Image
+
+        opened = [Image.open(im) if isinstance(im, (str, Path)) else im for im in images]
+        return self.library.transform(self._backbone.extract(opened))
+
+    def library_codes(self, examples, *, argument: str = "examples") -> tuple[np.ndarray, np.ndarray | None]:
+        """Library codes ``uint8 (n, L // 8)`` of examples given as ids, codes, features or images;
+        and their ids when given as ids (else None)."""
+        if isinstance(examples, (int, np.integer)):
+            examples = [int(examples)]
+        if isinstance(examples, (list, tuple)) and examples and not isinstance(examples[0], (int, np.integer)):
+            if all(isinstance(e, (str, Path)) or hasattr(e, "convert") for e in examples):
+                return self._images_to_codes(examples), None
+        arr = np.asarray(examples)
+        if arr.size == 0:
+            raise expected(argument, "at least one example (ids, library codes, features or images)", "none")
+        if arr.dtype.kind in "iu" and arr.ndim == 1 and arr.dtype != np.uint8:
+            ids = arr.astype(np.int64)
+            rec = self.store.get(self.collection, ids=ids)
+            if rec.missing.size:
+                raise expected(argument, f"ids stored in {self.collection!r}",
+                               f"{rec.missing.size} missing, e.g. {rec.missing[:5].tolist()}")
+            return rec.codes, ids
+        if arr.dtype == np.uint8:
+            arr = arr[None, :] if arr.ndim == 1 else arr
+            if arr.ndim != 2 or arr.shape[1] * 8 != self.library_bits:
+                raise expected(argument, f"library codes of {self.library_bits} bits, uint8 (n, {self.library_bits // 8})",
+                               f"shape {arr.shape}")
+            return np.ascontiguousarray(arr), None
+        if arr.dtype.kind == "f":
+            if self.library is None:
+                raise expected("library", "the UGHLibrary (or its file) to encode feature vectors", None)
+            return self.library.transform(arr[None, :] if arr.ndim == 1 else arr), None
+        raise expected(argument, "ids (int), library codes (uint8), features (float) or images",
+                       f"{arr.dtype} array of shape {arr.shape}")
+
+    def background_codes(self) -> np.ndarray:
+        """A random sample (``background`` codes, seeded) of the collection's library codes, cached:
+        all ids are listed (cheap, without codes), then only the sample's codes are read."""
+        if self._background is None:
+            ids = [rec.ids for rec in self.store.iter_records(self.collection, with_codes=False)]
+            ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+            rng = np.random.default_rng(self.seed)
+            pick = np.sort(rng.choice(ids, min(self.background_size, ids.size), replace=False))
+            self._background = self.store.get(self.collection, ids=pick).codes if pick.size else \
+                np.zeros((0, self.library_bits // 8), np.uint8)
+        return self._background
+
+    # ------------------------------------------------------------------ definitions
+    def define(self, name: str, *, examples, labels=None, negatives=None, n_bits: int = 16, method: str = "cca",
+               **params) -> Category:
+        """Define (or atomically redefine) a category from positives, or a task from labeled examples.
+
+        Args:
+            examples: ids, library codes, features or images of the examples.
+            labels: one label per example for a task of several classes; None: one category ``name``
+                whose negatives are ``negatives`` or, when not given, background codes of the store.
+            n_bits: code length B (8 to 1024, multiple of 8; default 16).
+            method: ``"cca"`` (the default few-shot code) or ``"l1"`` (the paper's bit selection).
+            params: passed to the coder (e.g. ``ridge``, ``self_training`` or ``C``).
+        """
+        from .definitions import check_category_name
+
+        check_category_name(name)
+        codes, ids = self.library_codes(examples)
+        if labels is None:
+            y = [name] * len(codes)
+        else:
+            y = [str(v) for v in labels]
+            if len(y) != len(codes):
+                raise expected("labels", f"{len(codes)} labels, one per example", f"{len(y)}")
+        if negatives is not None:
+            neg, _ = self.library_codes(negatives, argument="negatives")
+            codes, y = np.vstack([codes, neg]), y + [BACKGROUND] * len(neg)
+        if len(set(y) - {BACKGROUND}) == 1 and BACKGROUND not in y and len(self.background_codes()) == 0:
+            raise expected("background", "a collection with codes to draw negatives from (or negatives=)",
+                           "an empty collection")
+        cat = learn_category(name, codes, y, background=self.background_codes(), n_bits=n_bits, method=method,
+                             library=self.info.encoder, example_ids=[] if ids is None else ids.tolist(),
+                             seed=self.seed, **params)
+        self.definitions.save(name, cat.describe(), cat.arrays)
+        self._cache[name] = cat
+        return cat
+
+    def categories(self) -> list[str]:
+        return self.definitions.list()
+
+    def describe(self, name: str) -> dict:
+        head = self.definitions.describe(name)
+        head.pop("n_parts", None)
+        return head
+
+    def category(self, name: str) -> Category:
+        """The stored definition (re-read when another process redefined it)."""
+        head = self.definitions.describe(name)
+        cached = self._cache.get(name)
+        if cached is not None and cached.fingerprint == head.get("fingerprint"):
+            return cached
+        head, arrays = self.definitions.load(name)
+        cat = Category.from_stored(head, arrays)
+        if cat.library_fingerprint != self.info.encoder.fingerprint:
+            raise EncoderMismatchError(f"category {name!r} was defined on library {cat.library_fingerprint[:16]}, "
+                                       f"collection {self.collection!r} holds {self.info.encoder}")
+        self._cache[name] = cat
+        return cat
+
+    def drop(self, name: str) -> None:
+        """Drop the definition and its materialized collection, if any."""
+        self.definitions.drop(name)
+        self._cache.pop(name, None)
+        task = self.task_collection(name)
+        if self.store.has_collection(task):
+            self.store.drop_collection(task)
+
+    # ------------------------------------------------------------------ queries
+    def task_collection(self, name: str) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        if safe != name:  # keep names that differ only in '.' or '-' apart
+            safe += "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+        return f"{self.collection}__cat_{safe}"
+
+    def materialize(self, name: str, *, batch_size: int = 10_000, resume: bool = True) -> str:
+        """Write the category code of every item into the task collection (streamed in batches from
+        the library collection; resumable). Returns its name."""
+        cat = self.category(name)
+        task = self.task_collection(name)
+        spec = cat.encoder_spec()
+        if self.store.has_collection(task) and self.store.describe_collection(task).encoder != spec:
+            self.store.drop_collection(task)  # written for an older definition
+        self.store.create_collection(task, encoder=spec)
+        last = self._progress(name, cat) if resume else None
+        flt = f"id > {last}" if last is not None else ""
+        for rec in self.store.iter_records(self.collection, batch_size=batch_size, filter=flt):
+            self.store.upsert(task, ids=rec.ids, codes=cat.transform(rec.codes), encoder=spec, sources=rec.sources,
+                              labels=rec.labels)
+            self.definitions.save_progress(name, cat.fingerprint, int(rec.ids[-1]))
+        self.store.flush(task)
+        return task
+
+    def _progress(self, name: str, cat: Category):
+        return self.definitions.progress(name, cat.fingerprint)
+
+    def search(self, name: str, *, query, k: int = 10, mode: str = "instant", candidates: int = DEFAULT_CANDIDATES,
+               output_fields=("source", "label"), ties: str = "id") -> SearchResult:
+        """Top-k by Hamming distance on the category's code.
+
+        ``mode="instant"`` searches the library codes for the ``candidates`` nearest (full library
+        Hamming distance), then ranks them by the category code; ``"materialized"`` searches the task
+        collection (see :meth:`materialize`), exactly. ``query``: ids, library codes, features or images.
+        Rows sorted by (distance, id), padded with -1 / int32 max, as :meth:`HashStore.search`.
+        ``ties="id"`` (default) makes the materialized answer equal numpy's exactly; short codes tie a
+        lot, and resolving the ties costs extra range searches: ``ties="any"`` skips them.
+        """
+        cat = self.category(name)
+        qlib, _ = self.library_codes(query, argument="query")
+        qcat = cat.transform(qlib)
+        if mode == "materialized":
+            task = self.task_collection(name)
+            if not self.store.has_collection(task):
+                raise CategoryNotFoundError(f"mode: category {name!r} is not materialized; call materialize({name!r})")
+            return self.store.search(task, codes=qcat, k=k, ties=ties, output_fields=list(output_fields),
+                                     encoder=cat.encoder_spec())
+        if mode != "instant":
+            raise expected("mode", "'instant' or 'materialized'", repr(mode))
+        if not isinstance(candidates, int) or not k <= candidates <= MAX_TOPK:
+            raise expected("candidates", f"an int from k = {k} to {MAX_TOPK}", repr(candidates))
+        first = self.store.search(self.collection, codes=qlib, k=candidates)
+        ids = np.full((len(qlib), k), -1, np.int64)
+        dist = np.full((len(qlib), k), np.iinfo(np.int32).max, np.int32)
+        fields = []
+        for i in range(len(qlib)):
+            cand = first.ids[i][first.ids[i] >= 0]
+            rec: Records = self.store.get(self.collection, ids=cand)
+            d = hamming_distances(qcat[i:i + 1], cat.transform(rec.codes))[0]
+            order = np.lexsort((rec.ids, d))[:k]
+            ids[i, :len(order)], dist[i, :len(order)] = rec.ids[order], d[order]
+            fields.append([{f: getattr(rec, f + "s")[j] for f in output_fields} for j in order])
+        return SearchResult(ids, dist, fields if output_fields else None)
+
+    def members(self, name: str, *, radius: int = 2, label=None, limit: int = MAX_TOPK):
+        """Items within Hamming ``radius`` of the prototype of ``label`` (the category's, for one
+        category), from the materialized task collection, with their calibrated scores.
+        Returns ``(ids int64, distances int32, probabilities float64)`` sorted by (distance, id)."""
+        cat = self.category(name)
+        c = cat.class_index(label)
+        task = self.task_collection(name)
+        if not self.store.has_collection(task):
+            raise CategoryNotFoundError(f"category {name!r} is not materialized; call materialize({name!r})")
+        hits = self.store.range_search(task, codes=cat.arrays["prototypes"][c:c + 1], radius=radius, limit=limit,
+                                       encoder=cat.encoder_spec())[0]
+        if hits.ids.size == 0:
+            return hits.ids, hits.distances, np.zeros(0)
+        rec = self.store.get(task, ids=hits.ids)
+        order = {int(i): j for j, i in enumerate(rec.ids)}
+        codes = rec.codes[[order[int(i)] for i in hits.ids]]
+        return hits.ids, hits.distances, cat.probabilities(codes)[:, c]
+
+    def score(self, name: str, query, *, label=None) -> np.ndarray:
+        """Calibrated membership probabilities ``float64 (n,)`` of the query items for ``label``."""
+        cat = self.category(name)
+        qlib, _ = self.library_codes(query, argument="query")
+        return cat.probabilities(cat.transform(qlib))[:, cat.class_index(label)]
+
+
+__all__ = ["DEFAULT_CANDIDATES", "HashClient"]

@@ -1,0 +1,160 @@
+"""Category definitions persisted in Milvus itself, so another process or a restarted client sees them.
+
+A small collection (``milvus_hash_categories`` by default) holds, per definition, one *head* row (its
+JSON description: name, method, parameters, library fingerprint, examples' ids, creation time, the
+version of its arrays) and the *parts* of its arrays (an ``.npz`` without pickle, base64, split into
+VARCHAR rows of at most 60,000 characters: a 20,000 x 16 projection takes about 30 rows).
+
+Redefining a name is atomic for readers: the new version's parts are written first, then the head
+row is upserted (one row: atomic) to point at them, then the old parts are deleted. A reader reads
+the head, then the parts of the version it names. Milvus requires a vector field in every collection:
+a 2-D float vector, always zero, fills that role.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import uuid
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from ..errors import InvalidInputError, MilvusHashError, expected
+
+DEFINITIONS = "milvus_hash_categories"
+_PART_CHARS = 60_000
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+class CategoryNotFoundError(MilvusHashError, LookupError):
+    """No category of that name is defined for this collection. Retrying cannot help."""
+
+
+def check_category_name(name) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise expected("name", "1 to 128 characters among letters, digits, '_', '.', '-'", repr(name))
+    return name
+
+
+def _pack_arrays(arrays: dict[str, np.ndarray]) -> list[str]:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    text = base64.b64encode(buf.getvalue()).decode()
+    return [text[i:i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)] or [""]
+
+
+def _unpack_arrays(parts: list[str]) -> dict[str, np.ndarray]:
+    raw = base64.b64decode("".join(parts))
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class DefinitionStore:
+    """Definitions of one library collection, in the definitions collection of the same Milvus."""
+
+    def __init__(self, store, collection: str, *, definitions: str = DEFINITIONS):
+        self.store, self.collection, self.definitions = store, collection, definitions
+        self._ensure()
+
+    @property
+    def _client(self) -> MilvusClient:
+        return self.store._client
+
+    def _call(self, action, fn, *args, **kwargs):
+        return self.store._call(action, self.definitions, fn, *args, **kwargs)
+
+    def _ensure(self) -> None:
+        if self._call("has collection", self._client.has_collection, self.definitions):
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                            description="milvus-hash category definitions")
+        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("collection", DataType.VARCHAR, max_length=256)
+        schema.add_field("name", DataType.VARCHAR, max_length=256)
+        schema.add_field("version", DataType.VARCHAR, max_length=64)
+        schema.add_field("part", DataType.INT64)
+        schema.add_field("payload", DataType.VARCHAR, max_length=65_535)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
+        self._call("create collection", self._client.create_collection, self.definitions, schema=schema,
+                   index_params=index, consistency_level="Strong")
+
+    def _head_key(self, name: str) -> str:
+        return f"head/{self.collection}/{name}"
+
+    def _row(self, key, name, version, part, payload) -> dict:
+        return {"key": key, "collection": self.collection, "name": name, "version": version, "part": part,
+                "payload": payload, "vec": [0.0, 0.0]}
+
+    def save(self, name: str, description: dict, arrays: dict[str, np.ndarray]) -> str:
+        """Write (or atomically replace) a definition; returns its version."""
+        check_category_name(name)
+        version = uuid.uuid4().hex
+        parts = _pack_arrays(arrays)
+        rows = [self._row(f"part/{self.collection}/{name}/{version}/{i}", name, version, i, p)
+                for i, p in enumerate(parts)]
+        for s in range(0, len(rows), 16):  # at most ~1 MB per request
+            self._call("write definition", self._client.insert, self.definitions, rows[s:s + 16])
+        head = json.dumps({**description, "version": version, "n_parts": len(parts)})
+        if len(head) > 65_535:
+            raise expected("definition", "a description under 64 KiB (e.g. fewer example ids)", f"{len(head)} bytes")
+        self._call("write definition", self._client.upsert, self.definitions,
+                   [self._row(self._head_key(name), name, version, -1, head)])
+        self._call("clean definition", self._client.delete, self.definitions,
+                   filter=f'collection == "{self.collection}" and name == "{name}" and part >= 0 '
+                          f'and version != "{version}"')
+        return version
+
+    def describe(self, name: str) -> dict:
+        check_category_name(name)
+        rows = self._call("read definition", self._client.query, self.definitions,
+                          filter=f'key == "{self._head_key(name)}"', output_fields=["payload"])
+        if not rows:
+            raise CategoryNotFoundError(f"name: no category {name!r} is defined for collection {self.collection!r}")
+        return json.loads(rows[0]["payload"])
+
+    def load(self, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+        head = self.describe(name)
+        rows = self._call("read definition", self._client.query, self.definitions,
+                          filter=f'collection == "{self.collection}" and name == "{name}" and '
+                                 f'version == "{head["version"]}" and part >= 0',
+                          output_fields=["part", "payload"], limit=16_384)
+        rows.sort(key=lambda r: r["part"])
+        if [r["part"] for r in rows] != list(range(head["n_parts"])):
+            raise MilvusHashError(f"category {name!r}: its arrays are incomplete (a concurrent redefinition?); "
+                                  "read it again")
+        return head, _unpack_arrays([r["payload"] for r in rows])
+
+    def _progress_key(self, name: str) -> str:
+        return f"progress/{self.collection}/{name}"
+
+    def progress(self, name: str, fingerprint: str) -> int | None:
+        """The last id a materialization of the definition ``fingerprint`` wrote, or None."""
+        rows = self._call("read progress", self._client.query, self.definitions,
+                          filter=f'key == "{self._progress_key(name)}"', output_fields=["version", "part"])
+        if rows and rows[0]["version"] == fingerprint[:64]:
+            return int(rows[0]["part"])
+        return None
+
+    def save_progress(self, name: str, fingerprint: str, last_id: int) -> None:
+        """Record that the materialization of ``fingerprint`` has written every id up to ``last_id``."""
+        self._call("write progress", self._client.upsert, self.definitions,
+                   [self._row(self._progress_key(name), name, fingerprint[:64], last_id, "")])
+
+    def list(self) -> list[str]:
+        rows = self._call("list definitions", self._client.query, self.definitions,
+                          filter=f'collection == "{self.collection}" and part == -1', output_fields=["name"],
+                          limit=16_384)
+        return sorted(r["name"] for r in rows)
+
+    def drop(self, name: str) -> None:
+        self.describe(name)
+        self._call("drop definition", self._client.delete, self.definitions,
+                   filter=f'collection == "{self.collection}" and name == "{name}"')
+
+
+__all__ = ["DEFINITIONS", "CategoryNotFoundError", "DefinitionStore", "InvalidInputError", "check_category_name"]
