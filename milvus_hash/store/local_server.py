@@ -62,7 +62,8 @@ class LocalMilvusServer:
 
     def __init__(self, data_dir: str | os.PathLike, *, port: int | None = None,
                  startup_timeout: float = 180.0, stop_grace: float = 15.0):
-        self.data_dir = Path(data_dir)
+        # absolute: milvus-server resolves a relative --data elsewhere and never answers
+        self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
