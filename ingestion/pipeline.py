@@ -95,7 +95,7 @@ def _progress(total: int, desc: str, enabled: bool):
 def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: int = 2,
             shard: tuple[int, int] = (0, 1), resume: bool = True, part_rows: int = 4096,
             progress: bool = True) -> Report:
-    """Write the features of ``source`` to the features folder ``out`` (see :mod:`.features_file`)."""
+    """Write the features of ``source`` to the features folder ``out`` (see :mod:`.features_folder`)."""
     t0 = time.perf_counter()
     writer = FeaturesWriter(out, backbone_record(backbone))
     items = select_shard(source.items(), shard)
@@ -172,7 +172,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         source: an image source (:mod:`.sources`).
         store: a :class:`milvus_hash.store.HashStore`.
         encoder: a fitted encoder on the backbone's features (``transform`` and ``encoder_spec``), or
-            a fitted :class:`milvus_hash.uth.UTHEncoder` (its own backbone: leave ``backbone`` out).
+            a fitted :class:`milvus_hash.encoders.uth.UTHEncoder` (its own backbone: leave ``backbone`` out).
         backbone: the feature extractor (:func:`.backbones.get_backbone`).
         shard: ``(I, N)``: only the items whose id is I modulo N.
         resume: skip the ids the collection already holds.

@@ -10,7 +10,7 @@ import click
 from milvus_hash import DEFAULT_URI, HashStore, MilvusHashError
 
 EXIT_ERROR, EXIT_RETRY = 1, 75
-#: ``ingestion.backbones.ARCHITECTURES``' names, here so that ``--help`` does not import torch.
+#: ``milvus_hash.features.ARCHITECTURES``' names, here so that ``--help`` does not import torch.
 BACKBONES = ("alexnet", "pixels", "resnet18", "resnet50", "small_cnn", "vgg16")
 
 

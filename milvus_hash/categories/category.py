@@ -1,7 +1,7 @@
 """A few-shot category (or task) code: what is learned from a few examples, as plain arrays.
 
-Built from library codes alone by the UGH few-shot coders (:class:`~.ugh.fewshot.CCACoder`, the
-default, or the paper's :class:`~.ugh.selection.L1BitSelector`), plus, per class, a *prototype* (the
+Built from library codes alone by the UGH few-shot coders (:class:`~milvus_hash.encoders.ugh.CCACoder`, the
+default, or the paper's :class:`~milvus_hash.encoders.ugh.L1BitSelector`), plus, per class, a *prototype* (the
 majority category code of its positives) and a Platt-calibrated linear SVM on the category code that
 gives a membership probability for ranking. Everything is arrays and JSON, so it persists in Milvus
 (:mod:`.definitions`) and loads without pickle.

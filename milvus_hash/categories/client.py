@@ -38,7 +38,7 @@ class HashClient:
     Args:
         uri, token, timeout: where Milvus is (see :class:`HashStore`); or pass ``store``.
         collection: a collection written with UGH library codes.
-        library: the :class:`~.ugh.library.UGHLibrary` (or its file) that wrote it; needed only for
+        library: the :class:`~milvus_hash.encoders.ugh.UGHLibrary` (or its file) that wrote it; needed only for
             feature vectors and images. Checked against the collection's encoder.
         backbone: for images; default: the one the library records.
         background: unlabeled library codes sampled from the collection for fitting (cached).

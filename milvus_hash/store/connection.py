@@ -1,6 +1,6 @@
 """The thin layer between the store and pymilvus: URIs, connections, error translation.
 
-Kept apart from :mod:`milvus_hash.store` so the store reads as what it does, and so that the one
+Kept apart from :mod:`.hash_store` so the store reads as what it does, and so that the one
 place that knows pymilvus's exception zoo and its ORM-versus-MilvusClient split is small.
 """
 

@@ -13,7 +13,7 @@ field                 Milvus type            meaning
 ``metadata``          JSON                   free-form metadata (a dict)
 ====================  =====================  ===========================================
 
-and records, in its description, the :class:`~milvus_hash.encoder.EncoderSpec` of the encoder
+and records, in its description, the :class:`~milvus_hash.encoders.spec.EncoderSpec` of the encoder
 that writes it. Codes from any other encoder are refused.
 
 Empty input is a no-op everywhere. Errors are those of :mod:`milvus_hash.errors`; each says
