@@ -68,7 +68,7 @@ def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict
             out["define_first_s"] = times[0]
             out["define_median_s"] = float(np.median(times[1:]))
             t0 = time.perf_counter()
-            task = client.materialize("task")
+            task = client.materialize("task").collection
             out["materialize_s"] = time.perf_counter() - t0
             cat_db = cat.transform(Ldb)
             q_ids = rng.choice(len(Ldb), 100, replace=False)

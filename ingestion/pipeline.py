@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from milvus_hash.categories.materialized import materialized_categories
 from milvus_hash.errors import expected
 from milvus_hash.features import Backbone, backbone_record
 
@@ -32,6 +33,7 @@ class Report:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    categories: list[str] = field(default_factory=list)  # materialized categories kept up to date
 
     @property
     def rate(self) -> float:
@@ -42,12 +44,15 @@ class Report:
     def summary(self, what: str = "ingested") -> str:
         return (f"{what} {self.written:,}, skipped {self.skipped:,} already stored, failed {len(self.failed):,} "
                 f"of {self.total:,} in {self.seconds:.1f} s ({self.rate:,.1f} images/s)"
+                + (f"; kept {len(self.categories)} materialized categor{'y' if len(self.categories) == 1 else 'ies'} "
+                   f"up to date ({', '.join(self.categories)})" if self.categories else "")
                 + (" - interrupted, rerun with --resume to finish" if self.interrupted else ""))
 
     def to_dict(self) -> dict:
         return {"total": self.total, "skipped": self.skipped, "written": self.written, "failed": len(self.failed),
                 "failures": [{"key": k, "reason": r} for k, r in self.failed], "seconds": round(self.seconds, 3),
-                "images_per_second": round(self.rate, 2), "interrupted": self.interrupted}
+                "images_per_second": round(self.rate, 2), "interrupted": self.interrupted,
+                "categories": list(self.categories)}
 
 
 class _Images(Dataset):
@@ -192,8 +197,10 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
                        f"one fitted on {n_features}-D features")
     spec = encoder.encoder_spec()
     store.create_collection(collection, encoder=spec)
+    # library codes: the collection's materialized categories get their codes in the same pass
+    categories = materialized_categories(store, collection) if spec.kind == "ugh" else None
     items = select_shard(source.items(), shard)
-    report = Report(total=len(items))
+    report = Report(total=len(items), categories=[c.name for c in categories.categories] if categories else [])
     if resume and items:
         missing = set(store.get(collection, ids=np.array([it.id for it in items], np.int64), with_codes=False)
                       .missing.tolist())
@@ -210,6 +217,8 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         ids = np.array([it.id for it in its], np.int64)
         store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
                      labels=[it.label for it in its], metadata=[it.metadata for it in its])
+        if categories:
+            categories.write(ids=ids, codes=codes, sources=[it.key for it in its], labels=[it.label for it in its])
         if writer is not None:
             writer.write(ids, feats, [it.key for it in its], [it.label for it in its])
         report.written += len(its)
@@ -243,6 +252,8 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
                 background.wait()
             finally:
                 store.flush(collection)
+                if categories:
+                    categories.flush()
                 report.seconds = time.perf_counter() - t0
     return report
 

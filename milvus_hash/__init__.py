@@ -42,7 +42,7 @@ _EXPORTS = {
     **dict.fromkeys(["DEFAULT_URI", "HashStore", "CollectionInfo", "Records", "SearchResult",
                      "LocalMilvusServer"], ".store"),
     # categories
-    **dict.fromkeys(["HashClient", "Category", "CategoryNotFoundError"], ".categories"),
+    **dict.fromkeys(["HashClient", "Category", "CategoryNotFoundError", "StaleCategoryWarning"], ".categories"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

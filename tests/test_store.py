@@ -101,6 +101,19 @@ def test_upsert_is_idempotent_and_replaces(store, collection):
     assert got.labels == ["a", "b", None]
 
 
+def test_delete_removes_exactly_the_ids_asked(store, collection):
+    spec, ids, codes = fill(store, collection, n=2500, seed=4)
+    gone = ids[::3]  # 834 ids, more than one request's worth
+    assert store.delete(collection, ids=np.concatenate([gone, [123456789]])) == gone.size + 1  # unknown: ignored
+    assert store.count(collection) == 2500 - gone.size
+    assert set(store.get(collection, ids=ids).missing.tolist()) == set(gone.tolist())
+    kept = np.setdiff1d(np.arange(2500), np.arange(0, 2500, 3))
+    res = store.search(collection, codes=codes[:4], k=5)
+    ref = hamming_topk(codes[:4], codes[kept], k=5, ids=ids[kept])
+    np.testing.assert_array_equal(res.distances, ref.distances)
+    assert store.delete(collection, ids=[]) == 0 and store.count(collection) == 2500 - gone.size
+
+
 def test_get_returns_rows_in_order_and_lists_missing(store, collection):
     spec, ids, codes = fill(store, collection, n=50, seed=3,
                             sources=[f"/img/{i}.png" for i in range(50)], labels=list(range(50)),

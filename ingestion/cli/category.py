@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 
 import click
 
@@ -99,7 +100,9 @@ def list_(client):
     """
     for name in client.categories():
         d = client.describe(name)
-        click.echo(f"{name}: {d['method']}, {d['n_bits']} bits, classes {d['classes']}")
+        state = client.status(name)
+        where = "not materialized" if state is None else f"materialized, {state}"
+        click.echo(f"{name}: {d['method']}, {d['n_bits']} bits, classes {d['classes']}; {where}")
 
 
 @category.command()
@@ -132,16 +135,20 @@ def drop(name, client):
 @category.command()
 @click.argument("name")
 @client_options
-@click.option("--no-resume", is_flag=True, help="Start again from the first item.")
-def materialize(name, client, no_resume):
-    """Write every item's category code into a task collection (resumable).
+@click.option("--rebuild", is_flag=True, help="Drop the category's collection and write it anew.")
+def materialize(name, client, rebuild):
+    """Write every item's category code into the category's own collection, or bring it up to date:
+    missing and changed items are written, deleted ones removed. Ingestion keeps it up to date from
+    then on; run it again after writes made around milvus-hash (`category list` shows when).
 
     \b
     Examples:
       milvus-hash category materialize shoes --collection photos
+      milvus-hash category materialize shoes --collection photos --rebuild
     """
-    task = client.materialize(name, resume=not no_resume)
-    click.echo(f"materialized {name!r} into {task!r}: {client.store.count(task):,} codes")
+    done = client.materialize(name, rebuild=rebuild)
+    click.echo(f"materialized {name!r} into {done.collection!r}: {done.rows:,} codes "
+               f"({done.written:,} written, {done.deleted:,} deleted)")
 
 
 @category.command()
@@ -165,7 +172,12 @@ def search(name, client, item_id, image, k, mode, candidates, as_json):
     if (item_id is None) == (image is None):
         raise click.UsageError("give exactly one of --id and --image")
     query = [item_id] if item_id is not None else [image]
-    res = client.search(name, query=query, k=k, mode=mode, candidates=max(candidates, k))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = client.search(name, query=query, k=k, mode=mode, candidates=max(candidates, k))
+    for w in caught:  # a stale materialized category: one line on stderr, not a traceback-like warning
+        if w.category.__name__ == "StaleCategoryWarning":
+            click.echo(f"warning: {w.message}", err=True)
     hits = [{"id": int(i), "distance": int(d), **f} for i, d, f in zip(res.ids[0], res.distances[0], res.fields[0])
             if i >= 0]
     if as_json:

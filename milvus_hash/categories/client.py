@@ -16,8 +16,8 @@ its backbone). Definitions live in Milvus (:mod:`.definitions`), so other proces
 
 from __future__ import annotations
 
-import hashlib
-import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,21 @@ from ..store.hash_store import DEFAULT_URI, MAX_TOPK, HashStore
 from ..store.records import Records, SearchResult
 from .category import BACKGROUND, Category, learn_category
 from .definitions import DEFINITIONS, CategoryNotFoundError, DefinitionStore
+from .materialized import (Freshness, MaterializedCategories, category_collection, freshness, is_materialized,
+                           reconcile, warn_if_stale)
 
 DEFAULT_CANDIDATES = 2_000
+
+
+@dataclass(frozen=True)
+class Materialization:
+    """What :meth:`HashClient.materialize` did: the category's ``collection``, the rows ``written``
+    and ``deleted``, and the ``rows`` it now holds (those of the library collection)."""
+
+    collection: str
+    written: int
+    deleted: int
+    rows: int
 
 
 class HashClient:
@@ -42,11 +55,14 @@ class HashClient:
             feature vectors and images. Checked against the collection's encoder.
         backbone: for images; default: the one the library records.
         background: unlabeled library codes sampled from the collection for fitting (cached).
+        stale_check: seconds between two checks that a materialized category still covers the
+            library collection (it is kept so by ingestion; writes around milvus-hash are caught here).
     """
 
     def __init__(self, uri: str = DEFAULT_URI, *, collection: str, library=None, backbone=None,
                  token: str | None = None, timeout: float = 30.0, store: HashStore | None = None,
-                 definitions: str = DEFINITIONS, background: int = 4_000, seed: int = 0):
+                 definitions: str = DEFINITIONS, background: int = 4_000, seed: int = 0,
+                 stale_check: float = 10.0):
         self.store = store if store is not None else HashStore(uri, token=token, timeout=timeout)
         self.collection = collection
         self.info = self.store.describe_collection(collection)
@@ -64,6 +80,8 @@ class HashClient:
         self.definitions = DefinitionStore(self.store, collection, definitions=definitions)
         self._background: np.ndarray | None = None
         self._cache: dict[str, Category] = {}
+        self.stale_check = stale_check
+        self._checked: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -206,31 +224,53 @@ class HashClient:
 
     # ------------------------------------------------------------------ queries
     def task_collection(self, name: str) -> str:
-        safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
-        if safe != name:  # keep names that differ only in '.' or '-' apart
-            safe += "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
-        return f"{self.collection}__cat_{safe}"
+        """The collection that holds the category codes of ``name`` once materialized."""
+        return category_collection(self.collection, name)
 
-    def materialize(self, name: str, *, batch_size: int = 10_000, resume: bool = True) -> str:
-        """Write the category code of every item into the task collection (streamed in batches from
-        the library collection; resumable). Returns its name."""
+    def materialize(self, name: str, *, batch_size: int = 10_000, rebuild: bool = False) -> Materialization:
+        """Bring the category's collection to exactly the library collection's items, each with its
+        category code: missing or changed rows are written, rows of deleted items removed (streamed
+        in batches by id, in bounded memory; idempotent, so an interrupted run is completed by the
+        next). ``rebuild`` drops the collection first. Ingestion (``ingestion.pipeline.ingest``) and
+        :meth:`delete` keep a materialized category up to date from then on."""
         cat = self.category(name)
+        if rebuild and self.store.has_collection(self.task_collection(name)):
+            self.store.drop_collection(self.task_collection(name))
+        done = reconcile(self.store, self.collection, cat, batch_size=batch_size)
+        self._checked[name] = time.monotonic()
+        return Materialization(**done)
+
+    def status(self, name: str) -> Freshness | None:
+        """Rows of the materialized category beside the library collection's (None: not materialized)."""
         task = self.task_collection(name)
-        spec = cat.encoder_spec()
-        if self.store.has_collection(task) and self.store.describe_collection(task).encoder != spec:
-            self.store.drop_collection(task)  # written for an older definition
-        self.store.create_collection(task, encoder=spec)
-        last = self._progress(name, cat) if resume else None
-        flt = f"id > {last}" if last is not None else ""
-        for rec in self.store.iter_records(self.collection, batch_size=batch_size, filter=flt):
-            self.store.upsert(task, ids=rec.ids, codes=cat.transform(rec.codes), encoder=spec, sources=rec.sources,
-                              labels=rec.labels)
-            self.definitions.save_progress(name, cat.fingerprint, int(rec.ids[-1]))
-        self.store.flush(task)
+        return freshness(self.store, self.collection, task) if is_materialized(
+            self.store, self.collection, self.category(name)) else None
+
+    def _materialized(self, name: str, cat: Category) -> str:
+        """The category's collection, checked to exist and, at most every ``stale_check`` seconds, to
+        cover the library collection (a :class:`StaleCategoryWarning` when it does not)."""
+        task = self.task_collection(name)
+        if not is_materialized(self.store, self.collection, cat):
+            raise CategoryNotFoundError(f"mode: category {name!r} is not materialized for its current definition; "
+                                        f"call materialize({name!r})")
+        now = time.monotonic()
+        if now - self._checked.get(name, -1e9) >= self.stale_check:
+            warn_if_stale(freshness(self.store, self.collection, task), name)
+            self._checked[name] = now
         return task
 
-    def _progress(self, name: str, cat: Category):
-        return self.definitions.progress(name, cat.fingerprint)
+    def materialized_categories(self) -> MaterializedCategories:
+        """The materialized categories of the collection, to write or delete their codes with the
+        library's."""
+        return MaterializedCategories(self.store, self.collection, [self.category(n) for n in self.categories()])
+
+    def delete(self, *, ids) -> int:
+        """Delete items from the library collection and from every materialized category. Returns the
+        number of ids asked for."""
+        cats = self.materialized_categories()
+        n = self.store.delete(self.collection, ids=ids)
+        cats.delete(ids=ids)
+        return n
 
     def search(self, name: str, *, query, k: int = 10, mode: str = "instant", candidates: int = DEFAULT_CANDIDATES,
                output_fields=("source", "label"), ties: str = "id") -> SearchResult:
@@ -247,9 +287,7 @@ class HashClient:
         qlib, _ = self.library_codes(query, argument="query")
         qcat = cat.transform(qlib)
         if mode == "materialized":
-            task = self.task_collection(name)
-            if not self.store.has_collection(task):
-                raise CategoryNotFoundError(f"mode: category {name!r} is not materialized; call materialize({name!r})")
+            task = self._materialized(name, cat)
             return self.store.search(task, codes=qcat, k=k, ties=ties, output_fields=list(output_fields),
                                      encoder=cat.encoder_spec())
         if mode != "instant":
@@ -275,9 +313,7 @@ class HashClient:
         Returns ``(ids int64, distances int32, probabilities float64)`` sorted by (distance, id)."""
         cat = self.category(name)
         c = cat.class_index(label)
-        task = self.task_collection(name)
-        if not self.store.has_collection(task):
-            raise CategoryNotFoundError(f"category {name!r} is not materialized; call materialize({name!r})")
+        task = self._materialized(name, cat)
         hits = self.store.range_search(task, codes=cat.arrays["prototypes"][c:c + 1], radius=radius, limit=limit,
                                        encoder=cat.encoder_spec())[0]
         if hits.ids.size == 0:
@@ -294,4 +330,4 @@ class HashClient:
         return cat.probabilities(cat.transform(qlib))[:, cat.class_index(label)]
 
 
-__all__ = ["DEFAULT_CANDIDATES", "HashClient"]
+__all__ = ["DEFAULT_CANDIDATES", "HashClient", "Materialization"]

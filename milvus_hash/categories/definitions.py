@@ -129,22 +129,6 @@ class DefinitionStore:
                                   "read it again")
         return head, _unpack_arrays([r["payload"] for r in rows])
 
-    def _progress_key(self, name: str) -> str:
-        return f"progress/{self.collection}/{name}"
-
-    def progress(self, name: str, fingerprint: str) -> int | None:
-        """The last id a materialization of the definition ``fingerprint`` wrote, or None."""
-        rows = self._call("read progress", self._client.query, self.definitions,
-                          filter=f'key == "{self._progress_key(name)}"', output_fields=["version", "part"])
-        if rows and rows[0]["version"] == fingerprint[:64]:
-            return int(rows[0]["part"])
-        return None
-
-    def save_progress(self, name: str, fingerprint: str, last_id: int) -> None:
-        """Record that the materialization of ``fingerprint`` has written every id up to ``last_id``."""
-        self._call("write progress", self._client.upsert, self.definitions,
-                   [self._row(self._progress_key(name), name, fingerprint[:64], last_id, "")])
-
     def list(self) -> list[str]:
         rows = self._call("list definitions", self._client.query, self.definitions,
                           filter=f'collection == "{self.collection}" and part == -1', output_fields=["name"],

@@ -350,6 +350,17 @@ class HashStore:
             written += stop - start
         return written
 
+    def delete(self, collection: str, *, ids) -> int:
+        """Delete the rows of ``ids`` (``int64 (n,)``); ids not stored are ignored. Empty input is a
+        no-op. Returns the number of ids asked for."""
+        self.describe_collection(collection)
+        ids = as_ids(ids)
+        for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
+            chunk = ids[start:start + _QUERY_ID_CHUNK]
+            self._call("delete", collection, self._client.delete, collection,
+                       filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]")
+        return int(ids.shape[0])
+
     # ------------------------------------------------------------------ reads
     def get(self, collection: str, *, ids, with_codes: bool = True) -> Records:
         """Rows by id, in the order asked; ids not found are listed in ``Records.missing``."""
