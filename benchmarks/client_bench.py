@@ -63,7 +63,7 @@ def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict
             times = []
             for i, ex in enumerate(draws):
                 t0 = time.perf_counter()
-                cat = client.define("task", examples=ids[ex], labels=[str(v) for v in ydb[ex]])
+                cat = client.define("task", ids=ids[ex], labels=[str(v) for v in ydb[ex]])
                 times.append(time.perf_counter() - t0)
             out["define_first_s"] = times[0]
             out["define_median_s"] = float(np.median(times[1:]))
@@ -84,7 +84,7 @@ def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict
                 lat, rows = [], []
                 for q in q_ids:
                     t0 = time.perf_counter()
-                    r = client.search("task", query=[int(q)], k=100, output_fields=(), **kw)
+                    r = client.search("task", ids=[int(q)], k=100, output_fields=(), **kw)
                     lat.append((time.perf_counter() - t0) * 1000)
                     rows.append(r)
                 from milvus_hash.store.records import SearchResult

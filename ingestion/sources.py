@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from milvus_hash.errors import expected
+from milvus_hash.features.images import open_image
 
 from .idx import read_idx
 
@@ -67,9 +68,7 @@ class FolderSource:
         return [Item(r, r.split("/", 1)[0] if use_labels else None, {}, str(p)) for r, p in zip(rel, paths)]
 
     def open(self, item: Item) -> Image.Image:
-        with Image.open(item.ref) as im:
-            im.load()
-            return im.copy() if im.mode in ("RGB", "L") else im.convert("RGB")
+        return open_image(item.ref)
 
     def __repr__(self) -> str:
         return f"FolderSource({str(self.root)!r})"

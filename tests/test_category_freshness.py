@@ -65,11 +65,11 @@ def check_exact(client: HashClient, name: str, queries: np.ndarray) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleCategoryWarning)
         client._checked.clear()
-        got = client.search(name, query=queries, k=15, mode="materialized", ties="id")
+        got = client.search(name, codes=queries, k=15, mode="materialized", ties="id")
         ref = hamming_topk(cat.transform(queries), expected, k=15, ids=lib_ids)
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_array_equal(got.distances, ref.distances)
-        instant = client.search(name, query=queries, k=15, candidates=len(lib_ids))  # every item a candidate
+        instant = client.search(name, codes=queries, k=15, candidates=len(lib_ids))  # every item a candidate
         np.testing.assert_array_equal(instant.ids, ref.ids)
         members, distances, _ = client.members(name, radius=2)
         d = np.unpackbits(expected ^ cat.arrays["prototypes"][0], axis=1).sum(1)
@@ -87,7 +87,7 @@ def test_categories_stay_exact_through_ingest_upsert_and_delete(folders, library
         client = HashClient(store=store, collection=name, stale_check=0)
         rec = next(store.iter_records(name, with_codes=False))
         ids, sevens = rec.ids, rec.ids[np.array(rec.labels) == "7"]
-        client.define("sevens", examples=sevens[:5])
+        client.define("sevens", ids=sevens[:5])
         done = client.materialize("sevens")
         assert (done.written, done.deleted, done.rows) == (300, 0, 300)
         queries = store.get(name, ids=sevens[:3]).codes
@@ -112,7 +112,7 @@ def test_categories_stay_exact_through_ingest_upsert_and_delete(folders, library
         state = client.status("sevens")
         assert not state.fresh and (state.rows, state.library_rows) == (450, 490) and "stale" in str(state)
         with pytest.warns(StaleCategoryWarning, match="materialize"):
-            client.search("sevens", query=queries, k=5, mode="materialized")
+            client.search("sevens", codes=queries, k=5, mode="materialized")
         listed = CliRunner().invoke(cli, ["category", "list", "--collection", name, "--uri", uri])
         assert listed.exit_code == 0 and "stale: 450 items materialized, the library collection holds 490" \
             in listed.output, listed.output

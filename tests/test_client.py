@@ -56,22 +56,22 @@ def test_task_results_equal_numpy_and_survive_a_restart(filled, world):
     classes = np.unique(yn)[:6]
     ex_ids, ex_labels = pick(yn, ids, classes, 5)
     with HashClient(uri, collection=name, library=lib) as client:
-        cat = client.define("task", examples=ex_ids, labels=ex_labels, n_bits=16)
+        cat = client.define("task", ids=ex_ids, labels=ex_labels, n_bits=16)
         assert cat.classes == sorted(str(c) for c in classes) and cat.example_ids == ex_ids.tolist()
         task_codes = cat.transform(codes)
         task = client.materialize("task").collection
         q = ids[:7]
-        got = client.search("task", query=q, k=10, mode="materialized")
+        got = client.search("task", ids=q, k=10, mode="materialized")
         ref = hamming_topk(cat.transform(codes[:7]), task_codes, 10, ids=ids)
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_array_equal(got.distances, ref.distances)
         # instant mode: exact on what it returns; with every item as a candidate, equal to numpy
-        inst = client.search("task", query=q, k=10, candidates=len(ids))
+        inst = client.search("task", ids=q, k=10, candidates=len(ids))
         np.testing.assert_array_equal(inst.ids, ref.ids)
         assert [f["source"] for f in inst.fields[0]] == [f"item/{i}" for i in ref.ids[0]]
         # queries as features and as library codes give the same answer as ids
-        np.testing.assert_array_equal(client.search("task", query=Xn[:7], k=10, mode="materialized").ids, ref.ids)
-        np.testing.assert_array_equal(client.search("task", query=codes[:7], k=10, mode="materialized").ids, ref.ids)
+        np.testing.assert_array_equal(client.search("task", features=Xn[:7], k=10, mode="materialized").ids, ref.ids)
+        np.testing.assert_array_equal(client.search("task", codes=codes[:7], k=10, mode="materialized").ids, ref.ids)
         assert client.store.count(task) == len(ids)
         # the few-shot code retrieves its classes better than 16 random library bits
         from milvus_hash.codes import select_bits
@@ -98,7 +98,7 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
     target = np.unique(yn)[0]
     pos, _ = pick(yn, ids, [target], 5, seed=1)
     with HashClient(uri, collection=name, background=500) as client:
-        cat = client.define("one", examples=pos)
+        cat = client.define("one", ids=pos)
         assert cat.classes == ["one"]
         client.materialize("one", batch_size=100)
         got_ids, dist, prob = client.members("one", radius=3)
@@ -108,12 +108,12 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         assert np.all(dist <= 3) and np.all((prob >= 0) & (prob <= 1))
         members = yn[np.isin(ids, got_ids)]
         assert (members == target).mean() > 0.5  # mostly the category
-        scores = client.score("one", query=ids)
+        scores = client.score("one", ids=ids)
         assert scores[yn == target].mean() > scores[yn != target].mean()
         # materializing again writes nothing; a redefinition replaces the materialization
         again = client.materialize("one")
         assert (again.written, again.deleted, again.rows) == (0, 0, len(ids))
-        cat2 = client.define("one", examples=pos, n_bits=24)
+        cat2 = client.define("one", ids=pos, n_bits=24, replace=True)
         assert client.category("one").n_bits == 24 and client.categories() == ["one"]
         task = client.materialize("one").collection
         assert client.store.describe_collection(task).n_bits == 24 and client.store.count(task) == len(ids)
@@ -121,7 +121,7 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         client.drop("one")
         assert client.categories() == [] and not client.store.has_collection(task)
         with pytest.raises(CategoryNotFoundError, match="no category 'one'"):
-            client.search("one", query=ids[:1])
+            client.search("one", ids=ids[:1])
 
 
 @pytest.mark.lite
@@ -135,31 +135,48 @@ def test_paper_method_and_clear_errors(tmp_path, world):
         store.create_collection("empty", encoder=spec)
     ex_ids, ex_labels = pick(yn, ids, np.unique(yn)[:3], 4)
     with HashClient(db, collection="lib") as client:
-        cat = client.define("paper", examples=ex_ids, labels=ex_labels, method="l1", n_bits=16)
+        cat = client.define("paper", ids=ex_ids, labels=ex_labels, method="l1", n_bits=16)
         assert cat.arrays["positions"].shape == (16,)
-        with pytest.raises(InvalidInputError, match="examples: expected at least one example"):
-            client.define("x", examples=[])
-        with pytest.raises(InvalidInputError, match="examples: expected ids stored in 'lib'"):
-            client.define("x", examples=[1, 2])
+        with pytest.raises(InvalidInputError, match=r"examples \(ids=\): expected at least one id"):
+            client.define("x", ids=[])
+        with pytest.raises(InvalidInputError, match=r"examples \(ids=\): expected ids stored in 'lib'"):
+            client.define("x", ids=[1, 2])
         with pytest.raises(InvalidInputError, match="n_bits"):
-            client.define("x", examples=ex_ids, labels=ex_labels, n_bits=2048)
+            client.define("x", ids=ex_ids, labels=ex_labels, n_bits=2048)
         with pytest.raises(InvalidInputError, match="n_bits"):
-            client.define("x", examples=ex_ids, labels=ex_labels, n_bits=12)
+            client.define("x", ids=ex_ids, labels=ex_labels, n_bits=12)
         with pytest.raises(InvalidInputError, match="name: expected"):
-            client.define("bad name!", examples=ex_ids)
+            client.define("bad name!", ids=ex_ids)
         with pytest.raises(InvalidInputError, match="labels: expected 12 labels"):
-            client.define("x", examples=ex_ids, labels=ex_labels[:3])
+            client.define("x", ids=ex_ids, labels=ex_labels[:3])
         with pytest.raises(InvalidInputError, match="library: expected the UGHLibrary"):
-            client.define("x", examples=Xn[:3])
+            client.define("x", features=Xn[:3])
+        # examples and queries by explicit keyword: exactly one, of the right kind; nothing guessed
+        with pytest.raises(InvalidInputError, match=r"examples: expected exactly one of ids=, images=, codes=, "
+                                                    r"features=, received none of them"):
+            client.define("x")
+        with pytest.raises(InvalidInputError, match=r"query: expected exactly one of .*, received ids= and codes="):
+            client.search("paper", ids=ids[:1], codes=codes[:1])
+        with pytest.raises(InvalidInputError, match=r"examples \(ids=\): expected stored ids.*received float32 array"):
+            client.define("x", ids=Xn[:3])
+        with pytest.raises(InvalidInputError, match=r"examples \(codes=\): expected library codes of \d+ bits"):
+            client.define("x", codes=codes[:3].astype(np.uint16))
+        with pytest.raises(InvalidInputError, match=r"examples \(images=\)\[0\]: expected an image path, a PIL "
+                                                    r"image or a uint8 array HxW or HxWxC, received float64 array"):
+            client.define("x", images=[np.zeros((8, 8))])
+        with pytest.raises(InvalidInputError, match=r"examples \(images=\)\[0\]: expected an existing image file"):
+            client.define("x", images="missing.png")
+        with pytest.raises(InvalidInputError, match=r"name: expected a name not defined yet \(or replace=True"):
+            client.define("paper", ids=ex_ids, labels=ex_labels)
         with pytest.raises(CategoryNotFoundError, match="no category 'nope'"):
             client.describe("nope")
         with pytest.raises(InvalidInputError, match="mode"):
-            client.search("paper", query=ids[:1], mode="fast")
+            client.search("paper", ids=ids[:1], mode="fast")
         with pytest.raises(CategoryNotFoundError, match="not materialized"):
-            client.search("paper", query=ids[:1], mode="materialized")
+            client.search("paper", ids=ids[:1], mode="materialized")
     with HashClient(db, collection="empty") as client:  # one class with no background
         with pytest.raises(InvalidInputError, match="background"):
-            client.define("x", examples=codes[:3])
+            client.define("x", codes=codes[:3])
     other = UGHLibrary(n_rounds=24, n_subset=600, n_categories=12, n_expand=20, random_state=1).fit(Xn)
     with pytest.raises(EncoderMismatchError, match="library"):
         HashClient(db, collection="lib", library=other)

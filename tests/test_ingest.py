@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import numpy as np
@@ -15,7 +16,7 @@ from ingestion.cli import cli
 from ingestion.features_folder import read_features
 from ingestion.pipeline import ingest
 from ingestion.sources import open_source
-from milvus_hash import HashStore
+from milvus_hash import HashStore, InvalidInputError, hamming_topk
 from milvus_hash.encoders import load_encoder
 from milvus_hash.encoders.ugh.library import UGHLibrary
 from milvus_hash.features import get_backbone
@@ -252,14 +253,39 @@ def test_client_defines_a_category_from_images_through_the_librarys_backbone(dig
     assert run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet").exit_code == 0
     sevens = sorted((digits_folder / "7").glob("*.png"))
     with HashClient(str(db), collection="c", library=library) as client:
-        cat = client.define("sevens", examples=sevens[:5])
-        by_image = client.score("sevens", query=sevens[5:])
+        cat = client.define("sevens", images=sevens[:5])
+        by_image = client.score("sevens", images=sevens[5:])
         src = open_source(digits_folder)
         ids = {it.key: it.id for it in src.items()}
-        by_id = client.score("sevens", query=[ids[f"7/{p.name}"] for p in sevens[5:]])
+        by_id = client.score("sevens", ids=[ids[f"7/{p.name}"] for p in sevens[5:]])
         np.testing.assert_allclose(by_image, by_id)  # an image is encoded as it was at ingestion
         client.materialize("sevens")
-        got = client.search("sevens", query=[sevens[6]], k=5, mode="materialized")
+        got = client.search("sevens", images=[sevens[6]], k=5, mode="materialized")
         assert got.distances[0][0] == 0 and cat.classes == ["sevens"]
         others = [ids[it.key] for it in src.items() if not it.key.startswith("7/") and "corrupt" not in it.key]
-        assert by_id.mean() > client.score("sevens", query=others).mean()
+        assert by_id.mean() > client.score("sevens", ids=others).mean()
+        # images as uint8 arrays (one HxW, a stack n x H x W, a list) and as PIL images: the same codes
+        arrays = np.stack([np.asarray(Image.open(p)) for p in sevens[5:]])
+        same = dict(rtol=1e-5)  # float32 products over batches of other sizes
+        np.testing.assert_allclose(client.score("sevens", images=arrays), by_id, **same)
+        np.testing.assert_allclose(client.score("sevens", images=arrays[0]), by_id[:1], **same)
+        np.testing.assert_allclose(client.score("sevens", images=[Image.open(p) for p in sevens[5:7]]), by_id[:2], **same)
+        # the definition says where its examples came from, and when, readably
+        described = client.describe("sevens")
+        assert described["examples"] == {"images": [str(p) for p in sevens[:5]]}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", described["created_at"])
+        # a plain similarity search from the same image: the library-code neighbours, itself first
+        plain = client.similar(images=sevens[6], k=5)
+        assert plain.ids[0][0] == ids[f"7/{sevens[6].name}"] and plain.distances[0][0] == 0
+        lib_ids, lib_codes = map(np.concatenate, zip(*client.store.iter_codes("c")))
+        ref = hamming_topk(client.items(ids=plain.ids[0][:1]).codes, lib_codes, k=5, ids=lib_ids)
+        np.testing.assert_array_equal(plain.ids, ref.ids)
+        # redefining needs replace=True, in Python and on the command line
+        with pytest.raises(InvalidInputError, match=r"name: expected a name not defined yet \(or replace=True"):
+            client.define("sevens", images=sevens[:3])
+        assert client.define("sevens", images=sevens[:3], replace=True).example_sources["images"][2] == str(sevens[2])
+    base = ["category", "define", "sevens", "--collection", "c", "--uri", db, "--examples", digits_folder / "7",
+            "--library", library]
+    refused = run(*base)
+    assert refused.exit_code == 1 and "'sevens' is defined on 'c' already: --replace redefines it" in refused.output
+    assert run(*base, "--replace").exit_code == 0

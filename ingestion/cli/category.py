@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from .options import milvus_options
+from .options import EXIT_ERROR, HashCliError, milvus_options
 
 
 def client_options(fn):
@@ -55,13 +55,15 @@ def category():
 @click.option("--bits", "n_bits", type=int, default=16, show_default=True, help="Code length B (8 to 1024).")
 @click.option("--method", type=click.Choice(["cca", "l1"]), default="cca", show_default=True,
               help="cca: the default few-shot code; l1: the paper's L1-SVM bit selection.")
+@click.option("--replace", is_flag=True, help="Redefine NAME if it exists (atomically).")
 @click.option("--json", "as_json", is_flag=True)
-def define(name, client, ids, labels, folder, negatives, n_bits, method, as_json):
-    """Define (or redefine, atomically) category NAME from a few examples.
+def define(name, client, ids, labels, folder, negatives, n_bits, method, replace, as_json):
+    """Define category NAME from a few examples (--replace redefines it, atomically).
 
     \b
     Examples:
-      milvus-hash category define shoes --collection photos --ids 11,42,97
+      milvus-hash category define shoes --collection photos --examples five-shoes/ --library lib.npz
+      milvus-hash category define shoes --collection photos --ids 11,42,97 --replace
       milvus-hash category define t --collection photos --ids 1,2,3,4 --labels a,a,b,b --bits 32
       milvus-hash category define fashion --collection photos --examples labeled/ --library lib.npz
     """
@@ -69,23 +71,30 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, as_json
         raise click.UsageError("give exactly one of --ids and --examples")
     if labels is not None and ids is None:
         raise click.UsageError("--labels goes with --ids (a folder's sub-folders are its labels)")
+    if not replace and name in client.categories():
+        raise HashCliError(f"name: {name!r} is defined on {client.collection!r} already: --replace redefines it",
+                           EXIT_ERROR)
     if ids is not None:
-        examples = _ints(ids, "--ids")
+        examples = {"ids": _ints(ids, "--ids")}
         label_list = None if labels is None else [v.strip() for v in labels.split(",")]
     else:
         from ..sources import FolderSource
 
-        src = FolderSource(folder)
-        items = src.items()
-        examples = [src.open(it) for it in items]
-        label_list = [it.label for it in items] if items and items[0].label is not None else None
+        items = FolderSource(folder).items()
+        if not items:
+            raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
+                                     param_hint="--examples")
+        examples = {"images": [it.ref for it in items]}
+        label_list = [it.label for it in items] if items[0].label is not None else None
     neg = _ints(negatives, "--negatives") if negatives else None
-    cat = client.define(name, examples=examples, labels=label_list, negatives=neg, n_bits=n_bits, method=method)
+    cat = client.define(name, **examples, labels=label_list, negatives=neg, n_bits=n_bits, method=method,
+                        replace=replace)
     info = cat.describe()
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        click.echo(f"defined {name!r}: {method}, {n_bits} bits, classes {cat.classes}, from {len(examples)} examples "
+        n = len(next(iter(examples.values())))
+        click.echo(f"defined {name!r}: {method}, {n_bits} bits, classes {cat.classes}, from {n} examples "
                    f"(fingerprint {info['fingerprint'][:16]})")
 
 
@@ -171,10 +180,10 @@ def search(name, client, item_id, image, k, mode, candidates, as_json):
     """
     if (item_id is None) == (image is None):
         raise click.UsageError("give exactly one of --id and --image")
-    query = [item_id] if item_id is not None else [image]
+    query = {"ids": [item_id]} if item_id is not None else {"images": [image]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = client.search(name, query=query, k=k, mode=mode, candidates=max(candidates, k))
+        res = client.search(name, **query, k=k, mode=mode, candidates=max(candidates, k))
     for w in caught:  # a stale materialized category: one line on stderr, not a traceback-like warning
         if w.category.__name__ == "StaleCategoryWarning":
             click.echo(f"warning: {w.message}", err=True)

@@ -45,6 +45,7 @@ class Category:
     created: float = field(default_factory=time.time)
     example_ids: list[int] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    example_sources: dict = field(default_factory=dict)  # what the examples were: image paths, or a count
 
     def transform(self, library_codes) -> np.ndarray:
         """Category codes ``uint8 (n, n_bits // 8)`` of library codes ``uint8 (n, library_bits // 8)``."""
@@ -85,15 +86,15 @@ class Category:
     def describe(self) -> dict:
         return {"name": self.name, "method": self.method, "n_bits": self.n_bits, "classes": self.classes,
                 "library_fingerprint": self.library_fingerprint, "library_bits": self.library_bits,
-                "created": self.created, "example_ids": self.example_ids, "params": self.params,
-                "fingerprint": self.fingerprint}
+                "created": self.created, "example_ids": self.example_ids, "examples": self.example_sources,
+                "params": self.params, "fingerprint": self.fingerprint}
 
     @classmethod
     def from_stored(cls, head: dict, arrays: dict) -> "Category":
         return cls(name=head["name"], method=head["method"], n_bits=int(head["n_bits"]), classes=list(head["classes"]),
                    library_fingerprint=head["library_fingerprint"], library_bits=int(head["library_bits"]),
                    arrays=arrays, created=float(head["created"]), example_ids=list(head.get("example_ids", [])),
-                   params=dict(head.get("params", {})))
+                   params=dict(head.get("params", {})), example_sources=dict(head.get("examples", {})))
 
 
 def _svm_and_platt(F: np.ndarray, yi: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +118,8 @@ def _svm_and_platt(F: np.ndarray, yi: np.ndarray, n_classes: int) -> tuple[np.nd
 
 
 def learn_category(name: str, codes: np.ndarray, labels: list[str], *, background: np.ndarray, n_bits: int,
-                   method: str, library: EncoderSpec, example_ids=(), seed: int = 0, **params) -> Category:
+                   method: str, library: EncoderSpec, example_ids=(), example_sources=None, seed: int = 0,
+                   **params) -> Category:
     """Fit the few-shot code of ``codes`` (library codes of the examples, ``labels`` one per code;
     :data:`BACKGROUND` marks given negatives) with ``background`` unlabeled library codes."""
     if method not in METHODS:
@@ -143,7 +145,8 @@ def learn_category(name: str, codes: np.ndarray, labels: list[str], *, backgroun
             coder.fit(codes, y)
         arrays = {"positions": coder.positions_}
     cat = Category(name, method, n_bits, classes, library.fingerprint, library.n_bits, arrays,
-                   example_ids=[int(i) for i in example_ids], params={"seed": seed, **params})
+                   example_ids=[int(i) for i in example_ids], params={"seed": seed, **params},
+                   example_sources=dict(example_sources or {}))
     task = cat.transform(codes)
     bits = unpack_bits(task)
     cat.arrays["prototypes"] = pack_bits(np.stack([bits[y == c].mean(0) >= 0.5 for c in classes]))

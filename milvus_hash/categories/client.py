@@ -3,15 +3,17 @@
 .. code-block:: python
 
     client = HashClient("./milvus_hash.db", collection="photos", library="lib.npz")
-    client.define("shoes", examples=[id1, id2, id3])                      # positives; background from the store
-    client.define("clothes", examples=ids, labels=labels)                 # a task of several classes
-    client.search("shoes", query=id1, k=10)                               # instant: no extra collection
-    client.materialize("shoes"); client.search("shoes", query=id1, mode="materialized")
+    client.define("shoes", images=["a.jpg", "b.jpg", "c.jpg"])            # positives; background from the store
+    client.define("clothes", ids=ids, labels=labels, replace=True)        # a task of several classes
+    client.search("shoes", ids=[id1], k=10)                               # instant: no extra collection
+    client.materialize("shoes"); client.search("shoes", images="q.jpg", mode="materialized")
     client.members("shoes", radius=2)                                     # near the positives' prototype
+    client.similar(images="q.jpg", k=10)                                  # plain search, no category
 
-Examples and queries are given as stored ids (ints), library codes (``uint8 (n, L // 8)``), feature
-vectors (``float (n, d)``, needs ``library``) or images (PIL images or paths; needs ``library`` and
-its backbone). Definitions live in Milvus (:mod:`.definitions`), so other processes see them.
+Examples and queries are given by exactly one keyword (:mod:`.items`): ``ids=`` (stored ids),
+``images=`` (paths, PIL images or uint8 arrays; needs ``library`` and its backbone), ``codes=``
+(library codes ``uint8 (n, L // 8)``) or ``features=`` (``float (n, d)``, needs ``library``).
+Definitions live in Milvus (:mod:`.definitions`), so other processes see them.
 """
 
 from __future__ import annotations
@@ -28,10 +30,28 @@ from ..store.hash_store import DEFAULT_URI, MAX_TOPK, HashStore
 from ..store.records import Records, SearchResult
 from .category import BACKGROUND, Category, learn_category
 from .definitions import DEFINITIONS, CategoryNotFoundError, DefinitionStore
+from .items import as_ids, as_images, as_rows, one_kind
 from .materialized import (Freshness, MaterializedCategories, category_collection, freshness, is_materialized,
                            reconcile, warn_if_stale)
 
 DEFAULT_CANDIDATES = 2_000
+
+
+@dataclass(frozen=True)
+class Items:
+    """Items given to the client: their library ``codes`` ``uint8 (n, L // 8)``, the keyword they came
+    by, their ``ids`` (given by id) and ``sources`` (image paths; "" for an image in memory)."""
+
+    codes: np.ndarray
+    kind: str
+    ids: np.ndarray | None = None
+    sources: list[str] | None = None
+
+    def describe(self) -> dict:
+        """What a definition records of its examples (ids are recorded on their own)."""
+        if self.kind == "images":
+            return {"images": [s or "<in memory>" for s in self.sources][:1000]}
+        return {self.kind: len(self.codes)} if self.kind != "ids" else {"ids": len(self.ids)}
 
 
 @dataclass(frozen=True)
@@ -98,51 +118,43 @@ class HashClient:
     def library_bits(self) -> int:
         return self.info.n_bits
 
-    def _images_to_codes(self, images) -> np.ndarray:
+    def _need_library(self, what: str):
         if self.library is None:
-            raise expected("library", "the UGHLibrary (or its file) to encode images or features", None)
+            raise expected("library", f"the UGHLibrary (or its file) to encode {what}", None)
+        return self.library
+
+    def _images_to_codes(self, images) -> np.ndarray:
+        library = self._need_library("images")
         if self._backbone is None:
             from ..features import get_backbone, record_arguments
 
-            record = getattr(self.library, "features_", None)
+            record = getattr(library, "features_", None)
             if not record:
                 raise expected("backbone", "a backbone (the library records none)", None)
             self._backbone = get_backbone(**record_arguments(record))
-        from PIL import Image
+        return library.transform(self._backbone.extract(images))
 
-        opened = [Image.open(im) if isinstance(im, (str, Path)) else im for im in images]
-        return self.library.transform(self._backbone.extract(opened))
-
-    def library_codes(self, examples, *, argument: str = "examples") -> tuple[np.ndarray, np.ndarray | None]:
-        """Library codes ``uint8 (n, L // 8)`` of examples given as ids, codes, features or images;
-        and their ids when given as ids (else None)."""
-        if isinstance(examples, (int, np.integer)):
-            examples = [int(examples)]
-        if isinstance(examples, (list, tuple)) and examples and not isinstance(examples[0], (int, np.integer)):
-            if all(isinstance(e, (str, Path)) or hasattr(e, "convert") for e in examples):
-                return self._images_to_codes(examples), None
-        arr = np.asarray(examples)
-        if arr.size == 0:
-            raise expected(argument, "at least one example (ids, library codes, features or images)", "none")
-        if arr.dtype.kind in "iu" and arr.ndim == 1 and arr.dtype != np.uint8:
-            ids = arr.astype(np.int64)
+    def items(self, *, ids=None, images=None, codes=None, features=None, argument: str = "examples") -> Items:
+        """The library codes of items given by exactly one keyword (see :mod:`.items`): stored ``ids``,
+        ``images`` (through the library's backbone), library ``codes`` or ``features``."""
+        kind, value = one_kind(argument, ids=ids, images=images, codes=codes, features=features)
+        where = f"{argument} ({kind}=)"
+        if kind == "ids":
+            ids = as_ids(value, where)
             rec = self.store.get(self.collection, ids=ids)
             if rec.missing.size:
-                raise expected(argument, f"ids stored in {self.collection!r}",
+                raise expected(where, f"ids stored in {self.collection!r}",
                                f"{rec.missing.size} missing, e.g. {rec.missing[:5].tolist()}")
-            return rec.codes, ids
-        if arr.dtype == np.uint8:
-            arr = arr[None, :] if arr.ndim == 1 else arr
-            if arr.ndim != 2 or arr.shape[1] * 8 != self.library_bits:
-                raise expected(argument, f"library codes of {self.library_bits} bits, uint8 (n, {self.library_bits // 8})",
-                               f"shape {arr.shape}")
-            return np.ascontiguousarray(arr), None
-        if arr.dtype.kind == "f":
-            if self.library is None:
-                raise expected("library", "the UGHLibrary (or its file) to encode feature vectors", None)
-            return self.library.transform(arr[None, :] if arr.ndim == 1 else arr), None
-        raise expected(argument, "ids (int), library codes (uint8), features (float) or images",
-                       f"{arr.dtype} array of shape {arr.shape}")
+            return Items(rec.codes, kind, ids=ids)
+        if kind == "images":
+            images, sources = as_images(value, where)
+            return Items(self._images_to_codes(images), kind, sources=sources)
+        if kind == "codes":
+            return Items(as_rows(value, where, width=self.library_bits // 8, dtype_kind="B",
+                                 what=f"library codes of {self.library_bits} bits (uint8)"), kind)
+        library = self._need_library("feature vectors")
+        return Items(library.transform(as_rows(value, where, width=library.n_features_in_, dtype_kind="f",
+                                               what="feature vectors (float)")), kind)
 
     def background_codes(self) -> np.ndarray:
         """A random sample (``background`` codes, seeded) of the collection's library codes, cached:
@@ -157,22 +169,31 @@ class HashClient:
         return self._background
 
     # ------------------------------------------------------------------ definitions
-    def define(self, name: str, *, examples, labels=None, negatives=None, n_bits: int = 16, method: str = "cca",
-               **params) -> Category:
-        """Define (or atomically redefine) a category from positives, or a task from labeled examples.
+    def define(self, name: str, *, ids=None, images=None, codes=None, features=None, labels=None,
+               negatives=None, n_bits: int = 16, method: str = "cca", replace: bool = False, **params) -> Category:
+        """Define a category from positives, or a task from labeled examples.
 
         Args:
-            examples: ids, library codes, features or images of the examples.
+            ids, images, codes, features: the examples, by exactly one keyword (see :mod:`.items`):
+                stored ids, images (paths, PIL images or uint8 arrays, through the library's
+                backbone), library codes or feature vectors.
             labels: one label per example for a task of several classes; None: one category ``name``
                 whose negatives are ``negatives`` or, when not given, background codes of the store.
+            negatives: stored ids of negative examples (optional).
             n_bits: code length B (8 to 1024, multiple of 8; default 16).
             method: ``"cca"`` (the default few-shot code) or ``"l1"`` (the paper's bit selection).
+            replace: redefine ``name`` if it exists (atomically: readers see the old or the new
+                definition); without it an existing name is an error.
             params: passed to the coder (e.g. ``ridge``, ``self_training`` or ``C``).
         """
         from .definitions import check_category_name
 
         check_category_name(name)
-        codes, ids = self.library_codes(examples)
+        if not replace and name in self.categories():
+            raise expected("name", "a name not defined yet (or replace=True to redefine it)",
+                           f"{name!r}, which is defined on {self.collection!r}")
+        given = self.items(ids=ids, images=images, codes=codes, features=features)
+        codes = given.codes
         if labels is None:
             y = [name] * len(codes)
         else:
@@ -180,14 +201,14 @@ class HashClient:
             if len(y) != len(codes):
                 raise expected("labels", f"{len(codes)} labels, one per example", f"{len(y)}")
         if negatives is not None:
-            neg, _ = self.library_codes(negatives, argument="negatives")
+            neg = self.items(ids=negatives, argument="negatives").codes
             codes, y = np.vstack([codes, neg]), y + [BACKGROUND] * len(neg)
         if len(set(y) - {BACKGROUND}) == 1 and BACKGROUND not in y and len(self.background_codes()) == 0:
             raise expected("background", "a collection with codes to draw negatives from (or negatives=)",
                            "an empty collection")
         cat = learn_category(name, codes, y, background=self.background_codes(), n_bits=n_bits, method=method,
-                             library=self.info.encoder, example_ids=[] if ids is None else ids.tolist(),
-                             seed=self.seed, **params)
+                             library=self.info.encoder, example_ids=[] if given.ids is None else given.ids.tolist(),
+                             example_sources=given.describe(), seed=self.seed, **params)
         self.definitions.save(name, cat.describe(), cat.arrays)
         self._cache[name] = cat
         return cat
@@ -196,8 +217,12 @@ class HashClient:
         return self.definitions.list()
 
     def describe(self, name: str) -> dict:
+        """The stored description of ``name``: method, bits, classes, the examples it came from
+        (``example_ids``, or ``examples``: image paths or what was given), ``created`` (Unix time) and
+        ``created_at`` (readable, UTC), the library's fingerprint."""
         head = self.definitions.describe(name)
         head.pop("n_parts", None)
+        head["created_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(head["created"])))
         return head
 
     def category(self, name: str) -> Category:
@@ -272,19 +297,21 @@ class HashClient:
         cats.delete(ids=ids)
         return n
 
-    def search(self, name: str, *, query, k: int = 10, mode: str = "instant", candidates: int = DEFAULT_CANDIDATES,
-               output_fields=("source", "label"), ties: str = "id") -> SearchResult:
+    def search(self, name: str, *, ids=None, images=None, codes=None, features=None, k: int = 10,
+               mode: str = "instant", candidates: int = DEFAULT_CANDIDATES, output_fields=("source", "label"),
+               ties: str = "id") -> SearchResult:
         """Top-k by Hamming distance on the category's code.
 
         ``mode="instant"`` searches the library codes for the ``candidates`` nearest (full library
         Hamming distance), then ranks them by the category code; ``"materialized"`` searches the task
-        collection (see :meth:`materialize`), exactly. ``query``: ids, library codes, features or images.
+        collection (see :meth:`materialize`), exactly. The queries: by exactly one of ``ids``,
+        ``images``, ``codes``, ``features`` (see :meth:`items`).
         Rows sorted by (distance, id), padded with -1 / int32 max, as :meth:`HashStore.search`.
         ``ties="id"`` (default) makes the materialized answer equal numpy's exactly; short codes tie a
         lot, and resolving the ties costs extra range searches: ``ties="any"`` skips them.
         """
         cat = self.category(name)
-        qlib, _ = self.library_codes(query, argument="query")
+        qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
         qcat = cat.transform(qlib)
         if mode == "materialized":
             task = self._materialized(name, cat)
@@ -323,11 +350,21 @@ class HashClient:
         codes = rec.codes[[order[int(i)] for i in hits.ids]]
         return hits.ids, hits.distances, cat.probabilities(codes)[:, c]
 
-    def score(self, name: str, query, *, label=None) -> np.ndarray:
-        """Calibrated membership probabilities ``float64 (n,)`` of the query items for ``label``."""
+    def score(self, name: str, *, ids=None, images=None, codes=None, features=None, label=None) -> np.ndarray:
+        """Calibrated membership probabilities ``float64 (n,)`` for ``label`` of the items given by
+        exactly one of ``ids``, ``images``, ``codes``, ``features``."""
         cat = self.category(name)
-        qlib, _ = self.library_codes(query, argument="query")
+        qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
         return cat.probabilities(cat.transform(qlib))[:, cat.class_index(label)]
 
+    def similar(self, *, ids=None, images=None, codes=None, features=None, k: int = 10,
+                output_fields=("source", "label"), ties: str = "id") -> SearchResult:
+        """A plain similarity search: the ``k`` items nearest to each query by full library-code
+        Hamming distance (no category), queries by exactly one of ``ids``, ``images``, ``codes``,
+        ``features``. Rows sorted by (distance, id), as :meth:`HashStore.search`."""
+        qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
+        return self.store.search(self.collection, codes=qlib, k=k, ties=ties, output_fields=list(output_fields),
+                                 encoder=self.info.encoder)
 
-__all__ = ["DEFAULT_CANDIDATES", "HashClient", "Materialization"]
+
+__all__ = ["DEFAULT_CANDIDATES", "HashClient", "Items", "Materialization"]

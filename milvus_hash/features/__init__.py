@@ -19,4 +19,4 @@ from .backbones import (
 )
 
 __all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "Trunk", "backbone_record", "get_backbone",
-           "load_trunk", "record_arguments", "resolve_device"]
+           "load_trunk", "open_image", "record_arguments", "resolve_device"]
