@@ -115,6 +115,9 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         assert (again.written, again.deleted, again.rows) == (0, 0, len(ids))
         cat2 = client.define("one", ids=pos, n_bits=24, replace=True)
         assert client.category("one").n_bits == 24 and client.categories() == ["one"]
+        with pytest.raises(CategoryNotFoundError, match=r"not materialized for its current definition; "
+                                                        r"call materialize\('one'\)"):
+            client.search("one", ids=ids[:1], mode="materialized")  # says to re-materialize, not to re-encode
         task = client.materialize("one").collection
         assert client.store.describe_collection(task).n_bits == 24 and client.store.count(task) == len(ids)
         assert cat2.fingerprint != cat.fingerprint
