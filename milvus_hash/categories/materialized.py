@@ -65,46 +65,74 @@ def freshness(store, collection: str, task: str) -> Freshness:
     return Freshness(rows=store.count(task), library_rows=store.count(collection))
 
 
-def _differs(task_rec, ids: np.ndarray, codes: np.ndarray, sources, labels) -> np.ndarray:
-    """Mask of the rows (``ids`` order) that the task collection lacks or holds otherwise."""
-    where = {int(i): j for j, i in enumerate(task_rec.ids)}
-    stale = np.ones(ids.shape[0], dtype=bool)
-    for r, i in enumerate(ids.tolist()):
-        j = where.get(i)
-        if j is not None:
-            stale[r] = not (np.array_equal(task_rec.codes[j], codes[r]) and task_rec.sources[j] == sources[r]
-                            and task_rec.labels[j] == labels[r])
-    return stale
+class _Rows:
+    """One side of a merge-join: a collection's rows streamed by ascending id (``iter_records``),
+    handed out by id range. Holds at most the pages that cover the range asked for."""
+
+    def __init__(self, pages):
+        self._pages, self._last, self._done = iter(pages), None, False
+        self._ids, self._codes, self._sources, self._labels = np.zeros(0, np.int64), None, [], []
+
+    def _pull(self) -> None:
+        rec = next(self._pages, None)
+        if rec is None or len(rec) == 0:
+            self._done = True
+            return
+        self._ids = np.concatenate([self._ids, rec.ids])
+        self._codes = rec.codes if self._codes is None else np.vstack([self._codes, rec.codes])
+        self._sources += list(rec.sources)
+        self._labels += list(rec.labels)
+        self._last = int(rec.ids[-1])
+
+    def through(self, last: int | None):
+        """``(ids, codes, sources, labels)`` of the rows with id <= ``last`` (None: all that are left)."""
+        while not self._done and (last is None or self._last is None or self._last < last):
+            self._pull()
+        cut = self._ids.shape[0] if last is None else int(np.searchsorted(self._ids, last, side="right"))
+        taken = (self._ids[:cut], None if self._codes is None else self._codes[:cut], self._sources[:cut],
+                 self._labels[:cut])
+        self._ids, self._sources, self._labels = self._ids[cut:], self._sources[cut:], self._labels[cut:]
+        self._codes = None if self._codes is None else self._codes[cut:]
+        return taken
 
 
 def reconcile(store, collection: str, category: Category, *, batch_size: int = 10_000) -> dict:
     """Make the category's collection hold exactly the category codes of the items of ``collection``.
 
-    Creates the collection (or recreates it when it was written for another definition), writes the
-    rows that are missing or differ, deletes the rows whose id is no longer in ``collection``.
-    Idempotent; an interrupted run leaves a collection that the next run completes. Returns the
-    counts ``{"collection", "written", "deleted", "rows"}``.
+    Creates the collection (or recreates it when it was written for another definition), then walks
+    both collections by ascending id in step (a merge-join: one sequential read of each, memory
+    bounded by a page of each), writes the rows that are missing or differ (code, source or label)
+    and deletes the rows whose id is no longer in ``collection``. Idempotent; an interrupted run
+    leaves a collection that the next run completes. Returns the counts
+    ``{"collection", "written", "deleted", "rows"}``.
     """
     task, spec = category_collection(collection, category.name), category.encoder_spec()
     if store.has_collection(task) and store.describe_collection(task).encoder != spec:
         store.drop_collection(task)  # written for an older definition
     store.create_collection(task, encoder=spec)
     written = deleted = 0
-    empty = store.count(task) == 0
+    # writes below only touch ids the task side has already read past, so its paging is unaffected
+    have = _Rows(store.iter_records(task, batch_size=batch_size))
     for rec in store.iter_records(collection, batch_size=batch_size):
         codes = category.transform(rec.codes)
-        if empty:
-            stale = np.ones(len(rec), dtype=bool)
-        else:
-            stale = _differs(store.get(task, ids=rec.ids), rec.ids, codes, rec.sources, rec.labels)
+        t_ids, t_codes, t_sources, t_labels = have.through(int(rec.ids[-1]))
+        gone = t_ids[~np.isin(t_ids, rec.ids)]
+        if gone.size:
+            deleted += store.delete(task, ids=gone)
+        stale = np.ones(len(rec), dtype=bool)
+        if t_ids.size:
+            pos = np.minimum(np.searchsorted(t_ids, rec.ids), t_ids.size - 1)
+            for r in np.flatnonzero(t_ids[pos] == rec.ids):
+                j = pos[r]
+                stale[r] = not (np.array_equal(t_codes[j], codes[r]) and t_sources[j] == rec.sources[r]
+                                and t_labels[j] == rec.labels[r])
         if stale.any():
             written += store.upsert(task, ids=rec.ids[stale], codes=codes[stale], encoder=spec,
                                     sources=[s for s, k in zip(rec.sources, stale) if k],
                                     labels=[v for v, k in zip(rec.labels, stale) if k])
-    if not empty:
-        for rec in store.iter_records(task, batch_size=batch_size, with_codes=False):
-            gone = store.get(collection, ids=rec.ids, with_codes=False).missing
-            deleted += store.delete(task, ids=gone)
+    rest = have.through(None)[0]
+    if rest.size:
+        deleted += store.delete(task, ids=rest)
     store.flush(task)
     return {"collection": task, "written": written, "deleted": deleted, "rows": store.count(task)}
 
