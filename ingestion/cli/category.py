@@ -71,9 +71,6 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
         raise click.UsageError("give exactly one of --ids and --examples")
     if labels is not None and ids is None:
         raise click.UsageError("--labels goes with --ids (a folder's sub-folders are its labels)")
-    if not replace and name in client.categories():
-        raise HashCliError(f"name: {name!r} is defined on {client.collection!r} already: --replace redefines it",
-                           EXIT_ERROR)
     if ids is not None:
         examples = {"ids": _ints(ids, "--ids")}
         label_list = None if labels is None else [v.strip() for v in labels.split(",")]
@@ -87,8 +84,14 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
         examples = {"images": [it.ref for it in items]}
         label_list = [it.label for it in items] if items[0].label is not None else None
     neg = _ints(negatives, "--negatives") if negatives else None
-    cat = client.define(name, **examples, labels=label_list, negatives=neg, n_bits=n_bits, method=method,
-                        replace=replace)
+    from milvus_hash.categories.definitions import CategoryExistsError
+
+    try:
+        cat = client.define(name, **examples, labels=label_list, negatives=neg, n_bits=n_bits, method=method,
+                            replace=replace)
+    except CategoryExistsError:
+        raise HashCliError(f"name: {name!r} is defined on {client.collection!r} already: --replace redefines it",
+                           EXIT_ERROR) from None
     info = cat.describe()
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -181,12 +184,16 @@ def search(name, client, item_id, image, k, mode, candidates, as_json):
     if (item_id is None) == (image is None):
         raise click.UsageError("give exactly one of --id and --image")
     query = {"ids": [item_id]} if item_id is not None else {"images": [image]}
+    from milvus_hash import StaleCategoryWarning
+
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", StaleCategoryWarning)
         res = client.search(name, **query, k=k, mode=mode, candidates=max(candidates, k))
     for w in caught:  # a stale materialized category: one line on stderr, not a traceback-like warning
-        if w.category.__name__ == "StaleCategoryWarning":
+        if issubclass(w.category, StaleCategoryWarning):
             click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     hits = [{"id": int(i), "distance": int(d), **f} for i, d, f in zip(res.ids[0], res.distances[0], res.fields[0])
             if i >= 0]
     if as_json:

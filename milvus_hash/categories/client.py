@@ -29,10 +29,11 @@ from ..errors import EncoderMismatchError, expected
 from ..store.hash_store import DEFAULT_URI, MAX_TOPK, HashStore
 from ..store.records import Records, SearchResult
 from .category import BACKGROUND, Category, learn_category
-from .definitions import DEFINITIONS, CategoryNotFoundError, DefinitionStore
+from .definitions import (DEFINITIONS, CategoryExistsError, CategoryNotFoundError, DefinitionStore,
+                          check_category_name)
 from .items import as_ids, as_images, as_rows, one_kind
 from .materialized import (Freshness, MaterializedCategories, category_collection, freshness, is_materialized,
-                           reconcile, warn_if_stale)
+                           materialized_categories, reconcile, warn_if_stale)
 
 DEFAULT_CANDIDATES = 2_000
 
@@ -51,7 +52,7 @@ class Items:
         """What a definition records of its examples (ids are recorded on their own)."""
         if self.kind == "images":
             return {"images": [s or "<in memory>" for s in self.sources][:1000]}
-        return {self.kind: len(self.codes)} if self.kind != "ids" else {"ids": len(self.ids)}
+        return {self.kind: len(self.codes)}
 
 
 @dataclass(frozen=True)
@@ -186,12 +187,10 @@ class HashClient:
                 definition); without it an existing name is an error.
             params: passed to the coder (e.g. ``ridge``, ``self_training`` or ``C``).
         """
-        from .definitions import check_category_name
-
         check_category_name(name)
         if not replace and name in self.categories():
-            raise expected("name", "a name not defined yet (or replace=True to redefine it)",
-                           f"{name!r}, which is defined on {self.collection!r}")
+            raise CategoryExistsError(f"name: expected a name not defined yet (or replace=True to redefine it), "
+                                      f"received {name!r}, which is defined on {self.collection!r}")
         given = self.items(ids=ids, images=images, codes=codes, features=features)
         codes = given.codes
         if labels is None:
@@ -287,7 +286,7 @@ class HashClient:
     def materialized_categories(self) -> MaterializedCategories:
         """The materialized categories of the collection, to write or delete their codes with the
         library's."""
-        return MaterializedCategories(self.store, self.collection, [self.category(n) for n in self.categories()])
+        return materialized_categories(self.store, self.collection, definitions=self.definitions.definitions)
 
     def delete(self, *, ids) -> int:
         """Delete items from the library collection and from every materialized category. Returns the

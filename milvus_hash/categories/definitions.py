@@ -33,6 +33,10 @@ class CategoryNotFoundError(MilvusHashError, LookupError):
     """No category of that name is defined for this collection. Retrying cannot help."""
 
 
+class CategoryExistsError(InvalidInputError):
+    """``define`` was given a name that is defined already, without ``replace=True``."""
+
+
 def check_category_name(name) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise expected("name", "1 to 128 characters among letters, digits, '_', '.', '-'", repr(name))
@@ -141,4 +145,4 @@ class DefinitionStore:
                    filter=f'collection == "{self.collection}" and name == "{name}"')
 
 
-__all__ = ["DEFINITIONS", "CategoryNotFoundError", "DefinitionStore", "InvalidInputError", "check_category_name"]
+__all__ = ["DEFINITIONS", "CategoryExistsError", "CategoryNotFoundError", "DefinitionStore", "InvalidInputError", "check_category_name"]
