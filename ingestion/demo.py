@@ -41,6 +41,7 @@ class DemoReport:
     queries: list[dict] = field(default_factory=list)
     mean_precision: float = 0.0
     matches_numpy: bool = False
+    category: dict = field(default_factory=dict)
 
 
 def fashion_mnist_available() -> bool:
@@ -127,4 +128,42 @@ def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", data
                             "distances": res.distances[row][keep][:k].tolist(), "precision": precision})
     out.mean_precision = float(np.mean([q["precision"] for q in out.queries])) if out.queries else 0.0
     out.matches_numpy = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
+    out.category = five_pictures(store, collection, lib, backbone, items, label=queries[0].label, k=k, seed=seed)
     return out
+
+
+def five_pictures(store: HashStore, collection: str, library, backbone, items, *, label: str, k: int = 10,
+                  n_examples: int = 5, seed: int = 0) -> dict:
+    """"Here are 5 pictures of what I mean: find all of them": a category defined from ``n_examples``
+    images of ``label``, its top members beside a plain search from the same images (each picture's
+    nearest neighbours, merged by smallest distance); the examples themselves are left out of both.
+    Returns the members shown and precision at ``k`` and at 100 of both."""
+    from milvus_hash import HashClient
+
+    rng = np.random.default_rng(seed + 1)
+    pool = [it for it in items if it.label == label]
+    examples = [pool[i] for i in np.sort(rng.choice(len(pool), min(n_examples, len(pool)), replace=False))]
+    skip = {it.id for it in examples}
+    client = HashClient(store=store, collection=collection, library=library, backbone=backbone)
+    name = f"demo-{label}"
+    client.define(name, images=[it.ref for it in examples], replace=True)
+    top = client.members(name, k=100 + len(skip))
+    kept = [j for j, i in enumerate(top.ids.tolist()) if i not in skip][:100]
+    member_labels = [top.labels[j] for j in kept]
+    plain = client.similar(images=[it.ref for it in examples], k=100 + len(skip))
+    best: dict[int, tuple[int, str]] = {}
+    for ids, dists, fields in zip(plain.ids, plain.distances, plain.fields):
+        for i, d, f in zip(ids.tolist(), dists.tolist(), fields):
+            if i >= 0 and i not in skip and (i not in best or d < best[i][0]):
+                best[i] = (d, f["label"])
+    plain_labels = [best[i][1] for i in sorted(best, key=lambda i: (best[i][0], i))][:100]
+
+    def precision(labels, n):
+        return float(np.mean([v == label for v in labels[:n]])) if labels else 0.0
+
+    return {"label": label, "name": name, "examples": [it.key for it in examples],
+            "members": [{"id": int(top.ids[j]), "label": top.labels[j], "source": top.sources[j],
+                         "probability": float(top.probabilities[j])} for j in kept[:k]],
+            "k": k, "class_size": len(pool),
+            "precision_at_k": precision(member_labels, k), "precision_at_100": precision(member_labels, 100),
+            "plain_precision_at_k": precision(plain_labels, k), "plain_precision_at_100": precision(plain_labels, 100)}

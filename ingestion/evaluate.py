@@ -109,9 +109,9 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    unknown = set(settings.protocols) - {"fewshot", "unsupervised"}
+    unknown = set(settings.protocols) - {"fewshot", "single", "unsupervised"}
     if not settings.protocols or unknown:
-        raise expected("protocols", "fewshot and/or unsupervised", sorted(unknown) or "none")
+        raise expected("protocols", "fewshot, single and/or unsupervised", sorted(unknown) or "none")
     t_start = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     db_items = _labeled(source, source.items(), "source")
@@ -179,7 +179,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
              "library": f"UGH, {library.n_bits_:,} bits ({library.encoder_spec()})",
              "scoring": "through Milvus (" + store.uri + ")" if through_milvus else "numpy",
              "command": "milvus-hash eval"}
-    figures, fewshot_res, unsup_res = [], None, None
+    figures, fewshot_res, unsup_res, single_res = [], None, None, None
     log_fn = (lambda m: log(m.strip())) if log else None
 
     if "fewshot" in settings.protocols:
@@ -212,6 +212,24 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
                                        title=f"Few-shot precision-recall, {settings.n_bits} bits").name))
         if images:  # the UGH paper's Fig. 7: the bits the L1 selection picks for this task, and their images
             figures.append(_montage(fs, library, Xdb, ydb, lab, source, db_items, settings, out, plot_bit_montage))
+
+    if "single" in settings.protocols:
+        from milvus_hash.eval.single_category import single_category_protocol
+
+        counts = np.bincount(yq[yq >= 0])
+        min_q = int(counts[counts > 0].min())
+        shots = tuple(n for n in settings.shots if n <= min_q)
+        if len(shots) < len(settings.shots):
+            log(f"single category: shots above {min_q} (the fewest queries of a class) left out")
+        single_res = single_category_protocol(Xdb, ydb, Xq[yq >= 0], yq[yq >= 0], library=library, shots=shots,
+                                              draws=settings.draws, seed=settings.seed, library_codes=(Ldb, Lq[yq >= 0]),
+                                              store=store if through_milvus else None, log=log_fn)
+        single_res["labels"] = labels
+        if len(shots) > 1:
+            figures.append(("mAP against positives (single category)",
+                            plot_lines(single_res["by_shots"], out / "single_map_vs_shots.png",
+                                       title="Single category: mAP of the class over the full ranking",
+                                       xlabel="positives (n)", log_x=True).name))
 
     if "unsupervised" in settings.protocols:
         methods = {
@@ -255,7 +273,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
     speed["peak memory (MiB)"] = peak_rss_mib()
     speed["whole evaluation (s)"] = time.perf_counter() - t_start
     report = write_report(out, title="milvus-hash evaluation", setup=setup, fewshot=fewshot_res,
-                          unsupervised=unsup_res, speed=speed, figures=figures)
+                          unsupervised=unsup_res, single=single_res, speed=speed, figures=figures)
     log(f"wrote {report}")
     return report
 

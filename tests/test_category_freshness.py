@@ -71,9 +71,9 @@ def check_exact(client: HashClient, name: str, queries: np.ndarray) -> None:
         np.testing.assert_array_equal(got.distances, ref.distances)
         instant = client.search(name, codes=queries, k=15, candidates=len(lib_ids))  # every item a candidate
         np.testing.assert_array_equal(instant.ids, ref.ids)
-        members, distances, _ = client.members(name, radius=2)
-        d = np.unpackbits(expected ^ cat.arrays["prototypes"][0], axis=1).sum(1)
-        np.testing.assert_array_equal(np.sort(members), np.sort(lib_ids[d <= 2]))
+        members = client.members(name, k=len(lib_ids) + 5, exhaustive=True)  # every current item, deleted ones gone
+        ref_scores = cat.member_scores(lib_codes, 0)
+        np.testing.assert_array_equal(members.ids, lib_ids[np.lexsort((lib_ids, -ref_scores))])
 
 
 def test_categories_stay_exact_through_ingest_upsert_and_delete(folders, library, uri):

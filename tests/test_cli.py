@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from click.testing import CliRunner
 
@@ -23,12 +25,18 @@ def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_p
     assert "3. hyper-trained a UGH library of 200 bits" in first.output
     assert "ingested 1,797, skipped 0 already stored, failed 0" in first.output
     assert "Milvus top-k equals exact numpy top-k: yes" in first.output
+    assert "6. \"here are 5 pictures of a" in first.output and "a plain search from the same 5 pictures" in first.output
     again = runner.invoke(cli, ["demo", "--uri", db, "--workdir", work, "--dataset", "digits", "--rounds", "20",
                                 "--json"])
     report = json.loads(again.output)
     assert report["matches_numpy"] and report["ingest"]["written"] == 1797 and report["n_bits"] == 200
     assert report["mean_precision"] > 0.6  # the library's codes find mostly the same digit
     assert all(q["label"] == q["image"].split("/")[0] for q in report["queries"])
+    cat = report["category"]  # five pictures of one digit find that digit, shown beside a plain search
+    assert len(cat["examples"]) == 5 and all(e.split("/")[0] == cat["label"] for e in cat["examples"])
+    assert len(cat["members"]) == 10 and not {m["source"] for m in cat["members"]} & set(cat["examples"])
+    assert cat["precision_at_k"] >= 0.8 and 0 <= cat["plain_precision_at_100"] <= 1
+    assert cat["precision_at_k"] == np.mean([m["label"] == cat["label"] for m in cat["members"]])
     info = json.loads(runner.invoke(cli, ["info", "--uri", db, "--json"]).output)
     assert info["collections"] == [{
         "collection": "demo", "count": 1797, "n_bits": 200, "index": "BIN_FLAT",

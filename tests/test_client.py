@@ -61,7 +61,7 @@ def test_task_results_equal_numpy_and_survive_a_restart(filled, world):
         task_codes = cat.transform(codes)
         task = client.materialize("task").collection
         q = ids[:7]
-        got = client.search("task", ids=q, k=10, mode="materialized")
+        got = client.search("task", ids=q, k=10, mode="materialized", ties="id")
         ref = hamming_topk(cat.transform(codes[:7]), task_codes, 10, ids=ids)
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_array_equal(got.distances, ref.distances)
@@ -70,8 +70,8 @@ def test_task_results_equal_numpy_and_survive_a_restart(filled, world):
         np.testing.assert_array_equal(inst.ids, ref.ids)
         assert [f["source"] for f in inst.fields[0]] == [f"item/{i}" for i in ref.ids[0]]
         # queries as features and as library codes give the same answer as ids
-        np.testing.assert_array_equal(client.search("task", features=Xn[:7], k=10, mode="materialized").ids, ref.ids)
-        np.testing.assert_array_equal(client.search("task", codes=codes[:7], k=10, mode="materialized").ids, ref.ids)
+        np.testing.assert_array_equal(client.search("task", features=Xn[:7], k=10, mode="materialized", ties="id").ids, ref.ids)
+        np.testing.assert_array_equal(client.search("task", codes=codes[:7], k=10, mode="materialized", ties="id").ids, ref.ids)
         assert client.store.count(task) == len(ids)
         # the few-shot code retrieves its classes better than 16 random library bits
         from milvus_hash.codes import select_bits
@@ -101,15 +101,31 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         cat = client.define("one", ids=pos)
         assert cat.classes == ["one"]
         client.materialize("one", batch_size=100)
-        got_ids, dist, prob = client.members("one", radius=3)
-        proto = cat.arrays["prototypes"]
-        d_ref = (np.unpackbits(cat.transform(codes) ^ proto, axis=1).sum(1))
-        np.testing.assert_array_equal(np.sort(got_ids), np.sort(ids[d_ref <= 3]))
-        assert np.all(dist <= 3) and np.all((prob >= 0) & (prob <= 1))
-        members = yn[np.isin(ids, got_ids)]
-        assert (members == target).mean() > 0.5  # mostly the category
+        # members: the numpy reference of the same method (score every item, best first, ties by id)
+        ref_scores = cat.member_scores(codes, 0)
+        ref = ids[np.lexsort((ids, -ref_scores))]
+        every = client.members("one", k=len(ids), exhaustive=True)
+        np.testing.assert_array_equal(every.ids, ref)
+        np.testing.assert_allclose(every.scores, np.sort(ref_scores)[::-1], rtol=1e-6)
+        assert every.candidates == len(ids) and every.sources[0] == f"item/{every.ids[0]}"
+        # served from the positives' neighbourhoods: the ranking of that pool, computed in numpy
+        top = client.members("one", k=20, candidates=50)
+        pool = np.unique(hamming_topk(codes[np.isin(ids, pos)], codes, 50, ids=ids).ids)
+        in_pool = np.isin(ids, pool)
+        np.testing.assert_array_equal(top.ids, ids[in_pool][np.lexsort((ids[in_pool], -ref_scores[in_pool]))][:20])
+        assert top.candidates == pool.size and len(top) == 20
+        assert np.all(np.diff(top.probabilities) <= 0) and np.all((top.probabilities >= 0) & (top.probabilities <= 1))
+        assert (yn[np.isin(ids, top.ids)] == target).mean() > 0.8  # the category, found
+        assert top.rows()[0]["id"] == int(top.ids[0]) and top.rows()[0]["rank"] == 1
+        sure = client.members("one", k=len(ids), exhaustive=True, min_probability=0.5)
+        assert 0 < len(sure) < len(ids) and np.all(sure.probabilities >= 0.5)
         scores = client.score("one", ids=ids)
-        assert scores[yn == target].mean() > scores[yn != target].mean()
+        assert scores[yn == target].mean() > 0.5 > scores[yn != target].mean()
+        for bad, match in ((dict(k=0), "k: expected a positive int"),
+                           (dict(min_probability=2), "min_probability: expected a number from 0 to 1"),
+                           (dict(candidates=10**6), "candidates: expected a positive int up to 16384")):
+            with pytest.raises(InvalidInputError, match=match):
+                client.members("one", **bad)
         # materializing again writes nothing; a redefinition replaces the materialization
         again = client.materialize("one")
         assert (again.written, again.deleted, again.rows) == (0, 0, len(ids))
@@ -206,6 +222,20 @@ def test_category_cli(tmp_path, world):
                     "--json"])
     assert out.exit_code == 0 and len(__import__("json").loads(out.output)["hits"]) == 3
     assert run(cli, ["category", "define", "t", *base]).exit_code == 2
+    # members of one class of the task: one JSON object per row, in rank order, as the client ranks them
+    label = ex_labels[0]
+    out = run(cli, ["category", "members", "t", *base, "--label", label, "-k", "15", "--all", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = [__import__("json").loads(line) for line in out.stdout.splitlines()]
+    with HashClient(db, collection="lib") as client:
+        want = client.members("t", label=label, k=15, exhaustive=True)
+    assert [r["id"] for r in rows] == want.ids.tolist() and [r["rank"] for r in rows] == list(range(1, 16))
+    assert all({"id", "source", "probability", "label"} <= set(r) for r in rows)
+    assert sum(r["label"] == label for r in rows) >= 12
+    out = run(cli, ["category", "members", "t", *base, "--label", label, "-k", "5", "--min-probability", "0.5"])
+    assert out.exit_code == 0 and out.stdout.splitlines()[0].split() == ["rank", "probability", "id", "label", "source"]
+    out = run(cli, ["category", "members", "t", *base, "-k", "5"])  # a task needs --label
+    assert out.exit_code == 1 and "label: expected one of the task's classes" in out.output, out.output
     out = run(cli, ["category", "drop", "nope", *base])
     assert out.exit_code == 1 and "no category 'nope'" in out.output
     assert run(cli, ["category", "drop", "t", *base]).exit_code == 0

@@ -149,3 +149,33 @@ def test_eval_on_a_features_folder_gives_the_numbers_of_the_images(digits_folder
     assert "features folders (64-D)" in report and "ugh_bits_montage" not in report  # no images: no montage
     res = run(cli, ["eval", str(tmp_path / "f"), "--out", str(tmp_path / "x"), "--backbone", "pixels"] + args)
     assert res.exit_code == 2 and "features folder" in res.output
+
+
+@pytest.mark.lite
+def test_single_category_protocol_through_milvus_gives_the_numpy_numbers(digits_folder, tmp_path):
+    db = str(tmp_path / "s.db")
+    args = ["--backbone", "pixels", "--size", "8", "--rounds", "40", "--queries", "200", "--shots", "1,3",
+            "--draws", "2", "--protocol", "single", "--workers", "0", "--quiet"]
+    res = CliRunner().invoke(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "numpy"), "--uri", db] + args)
+    assert res.exit_code == 0, res.output
+    report = (tmp_path / "numpy" / "report.md").read_text()
+    for heading in ("## Single-category protocol", "| UGH category (members) |",
+                    "| cosine to the mean feature |", "| nearest positive (library Hamming) |",
+                    "| majority library code (Hamming) |", "| one-class 16-bit code (previous) |",
+                    "UGH category (members) / best baseline", "](single_map_vs_shots.png)"):
+        assert heading in report, heading
+    with Image.open(tmp_path / "numpy" / "single_map_vs_shots.png") as im:
+        assert im.format == "PNG" and np.asarray(im.convert("L")).std() > 10
+    single = json.loads((tmp_path / "numpy" / "results.json").read_text())["single"]
+    assert set(single["by_shots"]) == {"1", "3"} and single["scorer"] == "numpy" and single["draws"] == 2
+    rows = single["by_shots"]["3"]
+    ugh = rows["UGH category (members)"]
+    assert 0.3 < ugh["map"] <= 1 and ugh["p10"] > 0.8  # digits: three pictures of a digit find that digit
+    assert ugh["map"] > rows["one-class 16-bit code (previous)"]["map"]
+    res = CliRunner().invoke(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "milvus"), "--uri", db,
+                                   "--through-milvus"] + args)
+    assert res.exit_code == 0, res.output
+    through = json.loads((tmp_path / "milvus" / "results.json").read_text())["single"]
+    assert through["scorer"] == "milvus"
+    assert {n: r["UGH category (members)"] for n, r in through["by_shots"].items()} == \
+        {n: r["UGH category (members)"] for n, r in single["by_shots"].items()}

@@ -172,8 +172,10 @@ def materialize(name, client, rebuild):
 @click.option("--mode", type=click.Choice(["instant", "materialized"]), default="instant", show_default=True)
 @click.option("--candidates", type=click.IntRange(1, 16384), default=2000, show_default=True,
               help="Instant mode: library-code candidates re-ranked by the category code.")
+@click.option("--ties", type=click.Choice(["any", "id"]), default="any", show_default=True,
+              help="Among hits tied at the k-th distance: Milvus's choice, or the smallest ids (exact, slower).")
 @click.option("--json", "as_json", is_flag=True)
-def search(name, client, item_id, image, k, mode, candidates, as_json):
+def search(name, client, item_id, image, k, mode, candidates, ties, as_json):
     """Top-k by Hamming distance on the category's code.
 
     \b
@@ -188,7 +190,7 @@ def search(name, client, item_id, image, k, mode, candidates, as_json):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StaleCategoryWarning)
-        res = client.search(name, **query, k=k, mode=mode, candidates=max(candidates, k))
+        res = client.search(name, **query, k=k, mode=mode, candidates=max(candidates, k), ties=ties)
     for w in caught:  # a stale materialized category: one line on stderr, not a traceback-like warning
         if issubclass(w.category, StaleCategoryWarning):
             click.echo(f"warning: {w.message}", err=True)
@@ -201,3 +203,37 @@ def search(name, client, item_id, image, k, mode, candidates, as_json):
         return
     for h in hits:
         click.echo(f"  {h['distance']:4d}  id {h['id']:>20d}  label {str(h.get('label')):>10s}  {h.get('source', '')}")
+
+
+@category.command()
+@click.argument("name")
+@client_options
+@click.option("-k", type=click.IntRange(1), default=20, show_default=True, help="Members to print at most.")
+@click.option("--label", default=None, help="The class of a task (a category of several classes).")
+@click.option("--min-probability", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Print only members at least this likely.")
+@click.option("--candidates", type=click.IntRange(1, 16384), default=2000, show_default=True,
+              help="Nearest items of each positive that are scored.")
+@click.option("--all", "exhaustive", is_flag=True, help="Score every item of the collection (streamed; slower).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per member, in rank order.")
+def members(name, client, k, label, min_probability, candidates, exhaustive, as_json):
+    """The collection's items ranked by membership of category NAME, best first, each with a
+    calibrated probability.
+
+    \b
+    Examples:
+      milvus-hash category members threes --collection digits -k 50
+      milvus-hash category members threes --collection digits --min-probability 0.9 --json
+      milvus-hash category members fashion --collection photos --label shoes --all -k 1000
+    """
+    got = client.members(name, k=k, label=label, min_probability=min_probability, candidates=candidates,
+                         exhaustive=exhaustive)
+    if as_json:
+        for row in got.rows():
+            click.echo(json.dumps(row))
+        return
+    click.echo(f"{'rank':>5s}  {'probability':>11s}  {'id':>20s}  {'label':>10s}  source")
+    for row in got.rows():
+        click.echo(f"{row['rank']:5d}  {row['probability']:11.4f}  {row['id']:20d}  {str(row['label']):>10s}  "
+                   f"{row['source']}")
+    click.echo(f"{len(got)} members of {got.candidates:,} items scored", err=True)

@@ -30,9 +30,11 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
               help="Rounds (10 bits each) of the library hyper-trained when --library is not given.")
 @click.option("--uth", "uth_paths", multiple=True, type=click.Path(dir_okay=False),
               help="A UTH network (`train-uth`) to evaluate in the unsupervised protocol (repeatable).")
-@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["fewshot", "unsupervised"]),
-              help="Protocols to run [default: both].")
-@click.option("--shots", default="1,5,10", show_default=True, help="Labeled examples per class (few-shot).")
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["fewshot", "single", "unsupervised"]),
+              help="Protocols to run (repeatable) [default: fewshot and unsupervised]. single: n pictures of one "
+                   "class, the database ranked by the category's membership beside plain searches.")
+@click.option("--shots", default="1,5,10", show_default=True,
+              help="Labeled examples per class (few-shot), positives per category (single).")
 @click.option("--lengths", default="16,32,64", show_default=True, help="Code lengths.")
 @click.option("--bits", "n_bits", type=click.IntRange(8, 1024), default=16, show_default=True,
               help="Code length of the few-shot table by examples.")
@@ -51,7 +53,9 @@ def eval_command(source, out, query_source, n_queries, library_path, rounds, uth
                  size, batch_size, workers, quiet):
     """Evaluate encoders on a labeled image source: the UGH few-shot protocol and the
     UTH unsupervised protocol, with LSH, PCA-ITQ, CCA-ITQ and random library bits
-    side by side; writes report.md (tables), PNG plots and results.json into --out.
+    side by side, and the single-category protocol (find a class from n of its
+    pictures: category members beside cosine and plain Hamming searches);
+    writes report.md (tables), PNG plots and results.json into --out.
 
     SOURCE is an image folder, a manifest or an IDX file, or a features folder
     (`milvus-hash features`; then --query-source is one too). Labels come from
@@ -65,6 +69,7 @@ def eval_command(source, out, query_source, n_queries, library_path, rounds, uth
       milvus-hash eval $F/train-images-idx3-ubyte.gz --query-source $F/t10k-images-idx3-ubyte.gz \\
           --backbone pixels --out report/
       milvus-hash eval photos/ --library lib.npz --uth uth.pt --out report/ --protocol unsupervised
+      milvus-hash eval photos/ --library lib.npz --out report/ --protocol single --shots 1,3,5,10
       milvus-hash eval photos/ --library lib.npz --out report/ --through-milvus \\
           --uri http://localhost:19530 --shots 5 --draws 1 --lengths 16
     """

@@ -109,10 +109,12 @@ def _parse_code(text: str, n_bits: int) -> np.ndarray:
               help="The collection's encoder file (to encode --image).")
 @click.option("-k", type=click.IntRange(1, 16384), default=10, show_default=True, help="Hits to return.")
 @click.option("--filter", "filter_expr", default="", help='Milvus filter on the scalar fields, e.g. \'label == "7"\'.')
+@click.option("--ties", type=click.Choice(["any", "id"]), default="any", show_default=True,
+              help="Among hits tied at the k-th distance: Milvus's choice, or the smallest ids (exact, slower).")
 @milvus_options
 @backbone_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def search(collection, image, item_id, code, encoder_path, k, filter_expr, store, backbone, weights, device, ten_crop,
+def search(collection, image, item_id, code, encoder_path, k, filter_expr, ties, store, backbone, weights, device, ten_crop,
            size, batch_size, workers, as_json):
     """Hamming search: the k codes nearest to an image, a stored id or a code.
 
@@ -150,7 +152,7 @@ def search(collection, image, item_id, code, encoder_path, k, filter_expr, store
         query = rec.codes
     else:
         query = _parse_code(code, info.n_bits)
-    res = store.search(collection, codes=query, k=k, filter=filter_expr, ties="id",
+    res = store.search(collection, codes=query, k=k, filter=filter_expr, ties=ties,
                        output_fields=["source", "label"])
     hits = []
     for j, (hid, dist) in enumerate(zip(res.ids[0].tolist(), res.distances[0].tolist())):

@@ -29,9 +29,10 @@ def milvus_options(fn):
                   help="user:password or API key for a server with authentication [env: MILVUS_TOKEN]")
     @click.option("--timeout", type=float, default=30.0, show_default=True,
                   help="Seconds one Milvus call may take before giving up (exit code 75).")
-    @click.option("--consistency-level", "consistency_level", default="Strong", show_default=True,
+    @click.option("--consistency-level", "consistency_level", default="Session", show_default=True,
                   type=click.Choice(["Strong", "Bounded", "Session", "Eventually"]),
-                  help="Consistency of new collections.")
+                  help="Consistency of reads and new collections. Session: this command sees its own writes, "
+                       "others' within about a second; Strong: every write, about 200 ms more a search.")
     @functools.wraps(fn)
     def wrapper(*args, uri, token, timeout, consistency_level, **kwargs):
         try:

@@ -2,9 +2,10 @@
 
 Built from library codes alone by the UGH few-shot coders (:class:`~milvus_hash.encoders.ugh.CCACoder`, the
 default, or the paper's :class:`~milvus_hash.encoders.ugh.L1BitSelector`), plus, per class, a *prototype* (the
-majority category code of its positives) and a Platt-calibrated linear SVM on the category code that
-gives a membership probability for ranking. Everything is arrays and JSON, so it persists in Milvus
-(:mod:`.definitions`) and loads without pickle.
+majority category code of its positives), and the membership model that ranks the store's items
+(:mod:`.membership`: log-odds weights on the library bits, Platt-calibrated) with the positives'
+library codes, the *anchors* whose neighbourhoods :meth:`HashClient.members` searches. Everything is
+arrays and JSON, so it persists in Milvus (:mod:`.definitions`) and loads without pickle.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codes import as_codes, pack_bits, select_bits, signed_bits, unpack_bits
+from .membership import fit_membership
 from ..encoders.spec import EncoderSpec, fingerprint
 from ..errors import expected
 
@@ -32,7 +34,9 @@ class Category:
         example_ids (ids of stored examples, when given by id), params (the coder's parameters).
         arrays: ``projection float32 (L, B)`` and ``offset float32 (B,)`` (cca) or
         ``positions int64 (B,)`` (l1); ``prototypes uint8 (n_classes, B // 8)``;
-        ``svm float32 (n_classes, B + 1)`` (weights on ±1 bits, bias last); ``platt float32 (n_classes, 2)``.
+        ``member_weights float32 (n_classes, L)``, ``member_bias float32 (n_classes,)``,
+        ``member_scale float32 (n_classes, 4)``, ``member_platt float32 (n_classes, 3)`` (:mod:`.membership`); ``anchors uint8 (n, L // 8)``
+        (the positives' library codes) and ``anchor_classes int32 (n,)``.
     """
 
     name: str
@@ -58,12 +62,24 @@ class Category:
             out[s:s + 4096] = pack_bits(signed_bits(codes[s:s + 4096]) @ P - off >= 0)
         return out
 
-    def probabilities(self, category_codes) -> np.ndarray:
-        """Calibrated membership ``float64 (n, n_classes)`` of category codes."""
-        F = signed_bits(as_codes(category_codes, n_bits=self.n_bits))
-        S = F @ self.arrays["svm"][:, :-1].T + self.arrays["svm"][:, -1]
-        a, b = self.arrays["platt"][:, 0], self.arrays["platt"][:, 1]
-        return 1.0 / (1.0 + np.exp(-(S * a + b)))
+    def member_scores(self, library_codes, c: int) -> np.ndarray:
+        """Membership scores ``float32 (n,)`` of class ``c`` (:mod:`.membership`) of library codes."""
+        from .membership import member_scores
+
+        return member_scores(self.arrays["member_weights"][c], float(self.arrays["member_bias"][c]),
+                             self.arrays["member_scale"][c], self.anchors(c), library_codes)
+
+    def probabilities(self, library_codes) -> np.ndarray:
+        """Calibrated membership ``float64 (n, n_classes)`` of library codes ``uint8 (n, L // 8)``."""
+        from .membership import probabilities
+
+        codes = as_codes(library_codes, n_bits=self.library_bits, argument="library codes")
+        return np.stack([probabilities(self.arrays["member_platt"][c], self.member_scores(codes, c))
+                         for c in range(len(self.classes))], axis=1)
+
+    def anchors(self, c: int) -> np.ndarray:
+        """The library codes ``uint8 (m, L // 8)`` of class ``c``'s positives."""
+        return self.arrays["anchors"][self.arrays["anchor_classes"] == c]
 
     def class_index(self, label) -> int:
         if label is None:
@@ -95,26 +111,6 @@ class Category:
                    library_fingerprint=head["library_fingerprint"], library_bits=int(head["library_bits"]),
                    arrays=arrays, created=float(head["created"]), example_ids=list(head.get("example_ids", [])),
                    params=dict(head.get("params", {})), example_sources=dict(head.get("examples", {})))
-
-
-def _svm_and_platt(F: np.ndarray, yi: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """One-vs-rest L2 linear SVMs on ±1 category bits, and Platt's sigmoid fitted on their outputs."""
-    from sklearn.svm import LinearSVC
-
-    from ..encoders.ugh.calibration import platt_fit
-
-    svm = np.zeros((n_classes, F.shape[1] + 1), np.float32)
-    platt = np.zeros((n_classes, 2), np.float32)
-    for c in range(n_classes):
-        t = np.where(yi == c, 1, -1)
-        if (t > 0).all() or (t < 0).all():
-            continue
-        model = LinearSVC(C=1.0, max_iter=5000).fit(F, t)
-        svm[c, :-1], svm[c, -1] = model.coef_[0], model.intercept_[0]
-        s = F @ svm[c, :-1] + svm[c, -1]
-        a, b = platt_fit(s[:, None], (t > 0).astype(np.float64)[:, None])
-        platt[c] = (a[0], b[0])
-    return svm, platt
 
 
 def learn_category(name: str, codes: np.ndarray, labels: list[str], *, background: np.ndarray, n_bits: int,
@@ -150,12 +146,11 @@ def learn_category(name: str, codes: np.ndarray, labels: list[str], *, backgroun
     task = cat.transform(codes)
     bits = unpack_bits(task)
     cat.arrays["prototypes"] = pack_bits(np.stack([bits[y == c].mean(0) >= 0.5 for c in classes]))
-    # the SVM sees the examples and, for a single category without given negatives, background codes
-    F, yi = signed_bits(task), np.array([classes.index(v) if v in classes else -1 for v in y])
-    if len(classes) == 1 and BACKGROUND not in y:
-        neg = signed_bits(cat.transform(background[: max(10 * len(codes), 100)]))
-        F, yi = np.vstack([F, neg]), np.concatenate([yi, np.full(len(neg), -1)])
-    cat.arrays["svm"], cat.arrays["platt"] = _svm_and_platt(F, yi, len(classes))
+    yi = np.array([classes.index(v) if v in classes else -1 for v in y], np.int32)
+    positive = yi >= 0
+    cat.arrays.update(fit_membership(codes[positive], yi[positive], len(classes), background=background,
+                                     negatives=codes[~positive] if (~positive).any() else None))
+    cat.arrays["anchors"], cat.arrays["anchor_classes"] = codes[positive], yi[positive]
     return cat
 
 

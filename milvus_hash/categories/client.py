@@ -7,7 +7,7 @@
     client.define("clothes", ids=ids, labels=labels, replace=True)        # a task of several classes
     client.search("shoes", ids=[id1], k=10)                               # instant: no extra collection
     client.materialize("shoes"); client.search("shoes", images="q.jpg", mode="materialized")
-    client.members("shoes", radius=2)                                     # near the positives' prototype
+    client.members("shoes", k=100)                                        # the store's items ranked by membership
     client.similar(images="q.jpg", k=10)                                  # plain search, no category
 
 Examples and queries are given by exactly one keyword (:mod:`.items`): ``ids=`` (stored ids),
@@ -53,6 +53,59 @@ class Items:
         if self.kind == "images":
             return {"images": [s or "<in memory>" for s in self.sources][:1000]}
         return {self.kind: len(self.codes)}
+
+
+@dataclass(frozen=True)
+class Members:
+    """Items ranked by membership, best first: ``ids int64 (m,)``, ``scores float32 (m,)`` (log-odds),
+    ``probabilities float64 (m,)`` (calibrated), their ``sources`` and ``labels``; ``candidates``:
+    how many items were scored."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    probabilities: np.ndarray
+    sources: list[str]
+    labels: list[str]
+    candidates: int = 0
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def rows(self) -> list[dict]:
+        """One dict per item in rank order: ``rank``, ``id``, ``source``, ``label``, ``probability``, ``score``."""
+        return [{"rank": r + 1, "id": int(i), "source": s, "label": lab, "probability": round(float(p), 6),
+                 "score": round(float(sc), 4)}
+                for r, (i, s, lab, p, sc) in enumerate(zip(self.ids.tolist(), self.sources, self.labels,
+                                                            self.probabilities, self.scores))]
+
+
+class _TopScores:
+    """The ``k`` best (score desc, id asc) of batches of records, in bounded memory."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.ids = np.zeros(0, np.int64)
+        self.scores = np.zeros(0, np.float32)
+        self.sources: list[str] = []
+        self.labels: list[str] = []
+
+    def add(self, rec: Records, scores: np.ndarray) -> None:
+        ids = np.concatenate([self.ids, rec.ids])
+        sc = np.concatenate([self.scores, scores.astype(np.float32)])
+        sources, labels = self.sources + list(rec.sources), self.labels + list(rec.labels)
+        order = np.lexsort((ids, -sc))[:self.k]
+        self.ids, self.scores = ids[order], sc[order]
+        self.sources, self.labels = [sources[j] for j in order], [labels[j] for j in order]
+
+    def result(self):
+        return self.ids, self.scores, self.sources, self.labels
+
+
+def _positive_int(value, argument: str, upper: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 or \
+            (upper is not None and value > upper):
+        raise expected(argument, f"a positive int{'' if upper is None else f' up to {upper}'}", repr(value))
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -298,7 +351,7 @@ class HashClient:
 
     def search(self, name: str, *, ids=None, images=None, codes=None, features=None, k: int = 10,
                mode: str = "instant", candidates: int = DEFAULT_CANDIDATES, output_fields=("source", "label"),
-               ties: str = "id") -> SearchResult:
+               ties: str = "any") -> SearchResult:
         """Top-k by Hamming distance on the category's code.
 
         ``mode="instant"`` searches the library codes for the ``candidates`` nearest (full library
@@ -306,8 +359,9 @@ class HashClient:
         collection (see :meth:`materialize`), exactly. The queries: by exactly one of ``ids``,
         ``images``, ``codes``, ``features`` (see :meth:`items`).
         Rows sorted by (distance, id), padded with -1 / int32 max, as :meth:`HashStore.search`.
-        ``ties="id"`` (default) makes the materialized answer equal numpy's exactly; short codes tie a
-        lot, and resolving the ties costs extra range searches: ``ties="any"`` skips them.
+        Short codes tie a lot: with ``ties="any"`` (default) the hits at the k-th distance are any of
+        the tied items (Milvus's choice); ``ties="id"`` returns the smallest ids among them, so that
+        the materialized answer equals numpy's exactly, at the cost of extra range searches.
         """
         cat = self.category(name)
         qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
@@ -333,37 +387,65 @@ class HashClient:
             fields.append([{f: getattr(rec, f + "s")[j] for f in output_fields} for j in order])
         return SearchResult(ids, dist, fields if output_fields else None)
 
-    def members(self, name: str, *, radius: int = 2, label=None, limit: int = MAX_TOPK):
-        """Items within Hamming ``radius`` of the prototype of ``label`` (the category's, for one
-        category), from the materialized task collection, with their calibrated scores.
-        Returns ``(ids int64, distances int32, probabilities float64)`` sorted by (distance, id)."""
+    def members(self, name: str, *, k: int = 100, label=None, min_probability: float = 0.0,
+                candidates: int = DEFAULT_CANDIDATES, exhaustive: bool = False) -> "Members":
+        """The store's items ranked by membership of the category (of class ``label`` of a task), best first.
+
+        The score is the category's log-odds on the library bits (:mod:`.membership`), turned into a
+        calibrated probability. By default it is computed for the ``candidates`` nearest items
+        (full library Hamming distance) of each positive, found by one Milvus search with the
+        positives as queries, then read by id: memory is bounded by ``positives x candidates`` codes
+        whatever the collection's size. ``exhaustive=True`` scores every item, streamed in batches
+        (bounded memory too, but it reads the whole collection: for evaluation).
+
+        Returns :class:`Members` (at most ``k``, with probability ``>= min_probability``), ties by id.
+        """
         cat = self.category(name)
         c = cat.class_index(label)
-        task = self._materialized(name, cat)
-        hits = self.store.range_search(task, codes=cat.arrays["prototypes"][c:c + 1], radius=radius, limit=limit,
-                                       encoder=cat.encoder_spec())[0]
-        if hits.ids.size == 0:
-            return hits.ids, hits.distances, np.zeros(0)
-        rec = self.store.get(task, ids=hits.ids)
-        order = {int(i): j for j, i in enumerate(rec.ids)}
-        codes = rec.codes[[order[int(i)] for i in hits.ids]]
-        return hits.ids, hits.distances, cat.probabilities(codes)[:, c]
+        k = _positive_int(k, "k")
+        if not isinstance(min_probability, (int, float)) or not 0.0 <= float(min_probability) <= 1.0:
+            raise expected("min_probability", "a number from 0 to 1", repr(min_probability))
+        if exhaustive:
+            best = _TopScores(k)
+            for rec in self.store.iter_records(self.collection):
+                best.add(rec, cat.member_scores(rec.codes, c))
+            ids, sc, sources, labels = best.result()
+            pool = self.store.count(self.collection)
+        else:
+            candidates = _positive_int(candidates, "candidates", MAX_TOPK)
+            anchors = cat.anchors(c)
+            near = self.store.search(self.collection, codes=anchors, k=max(min(candidates, MAX_TOPK), 1))
+            pool_ids = np.unique(near.ids[near.ids >= 0])
+            best = _TopScores(k)
+            for s in range(0, pool_ids.size, 4096):
+                rec = self.store.get(self.collection, ids=pool_ids[s:s + 4096])
+                best.add(rec, cat.member_scores(rec.codes, c))
+            ids, sc, sources, labels = best.result()
+            pool = int(pool_ids.size)
+        from .membership import probabilities
+
+        prob = probabilities(cat.arrays["member_platt"][c], sc)
+        keep = prob >= float(min_probability)
+        return Members(ids[keep], sc[keep], prob[keep], [s for s, t in zip(sources, keep) if t],
+                       [v for v, t in zip(labels, keep) if t], candidates=pool)
 
     def score(self, name: str, *, ids=None, images=None, codes=None, features=None, label=None) -> np.ndarray:
         """Calibrated membership probabilities ``float64 (n,)`` for ``label`` of the items given by
         exactly one of ``ids``, ``images``, ``codes``, ``features``."""
         cat = self.category(name)
+        c = cat.class_index(label)
         qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
-        return cat.probabilities(cat.transform(qlib))[:, cat.class_index(label)]
+        return cat.probabilities(qlib)[:, c]
 
     def similar(self, *, ids=None, images=None, codes=None, features=None, k: int = 10,
-                output_fields=("source", "label"), ties: str = "id") -> SearchResult:
+                output_fields=("source", "label"), ties: str = "any") -> SearchResult:
         """A plain similarity search: the ``k`` items nearest to each query by full library-code
         Hamming distance (no category), queries by exactly one of ``ids``, ``images``, ``codes``,
-        ``features``. Rows sorted by (distance, id), as :meth:`HashStore.search`."""
+        ``features``. Rows sorted by (distance, id), as :meth:`HashStore.search` (``ties="id"``: the
+        smallest ids among those tied at the k-th distance, exactly as numpy)."""
         qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
         return self.store.search(self.collection, codes=qlib, k=k, ties=ties, output_fields=list(output_fields),
                                  encoder=self.info.encoder)
 
 
-__all__ = ["DEFAULT_CANDIDATES", "HashClient", "Items", "Materialization"]
+__all__ = ["DEFAULT_CANDIDATES", "HashClient", "Items", "Materialization", "Members"]

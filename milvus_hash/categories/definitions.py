@@ -68,7 +68,14 @@ class DefinitionStore:
         return self.store._client
 
     def _call(self, action, fn, *args, **kwargs):
+        if fn.__name__ in ("insert", "upsert", "delete"):  # this process's next read sees it
+            self.store.mark_written(self.definitions)
         return self.store._call(action, self.definitions, fn, *args, **kwargs)
+
+    def _query(self, action, **kwargs):
+        """A read at the store's consistency level (a process sees its own definitions at once)."""
+        return self._call(action, self._client.query, self.definitions, **self.store.read_level(self.definitions),
+                          **kwargs)
 
     def _ensure(self) -> None:
         if self._call("has collection", self._client.has_collection, self.definitions):
@@ -85,7 +92,7 @@ class DefinitionStore:
         index = self._client.prepare_index_params()
         index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
         self._call("create collection", self._client.create_collection, self.definitions, schema=schema,
-                   index_params=index, consistency_level="Strong")
+                   index_params=index, consistency_level=self.store.consistency_level)
 
     def _head_key(self, name: str) -> str:
         return f"head/{self.collection}/{name}"
@@ -115,28 +122,28 @@ class DefinitionStore:
 
     def describe(self, name: str) -> dict:
         check_category_name(name)
-        rows = self._call("read definition", self._client.query, self.definitions,
-                          filter=f'key == "{self._head_key(name)}"', output_fields=["payload"])
+        rows = self._query("read definition", filter=f'key == "{self._head_key(name)}"', output_fields=["payload"])
         if not rows:
             raise CategoryNotFoundError(f"name: no category {name!r} is defined for collection {self.collection!r}")
         return json.loads(rows[0]["payload"])
 
     def load(self, name: str) -> tuple[dict, dict[str, np.ndarray]]:
         head = self.describe(name)
-        rows = self._call("read definition", self._client.query, self.definitions,
-                          filter=f'collection == "{self.collection}" and name == "{name}" and '
-                                 f'version == "{head["version"]}" and part >= 0',
-                          output_fields=["part", "payload"], limit=16_384)
-        rows.sort(key=lambda r: r["part"])
+        where = dict(filter=f'collection == "{self.collection}" and name == "{name}" and '
+                            f'version == "{head["version"]}" and part >= 0',
+                     output_fields=["part", "payload"], limit=16_384)
+        rows = sorted(self._query("read definition", **where), key=lambda r: r["part"])
+        if [r["part"] for r in rows] != list(range(head["n_parts"])):  # another process's parts, not seen yet
+            rows = sorted(self._call("read definition", self._client.query, self.definitions,
+                                     consistency_level="Strong", **where), key=lambda r: r["part"])
         if [r["part"] for r in rows] != list(range(head["n_parts"])):
             raise MilvusHashError(f"category {name!r}: its arrays are incomplete (a concurrent redefinition?); "
                                   "read it again")
         return head, _unpack_arrays([r["payload"] for r in rows])
 
     def list(self) -> list[str]:
-        rows = self._call("list definitions", self._client.query, self.definitions,
-                          filter=f'collection == "{self.collection}" and part == -1', output_fields=["name"],
-                          limit=16_384)
+        rows = self._query("list definitions", filter=f'collection == "{self.collection}" and part == -1',
+                           output_fields=["name"], limit=16_384)
         return sorted(r["name"] for r in rows)
 
     def drop(self, name: str) -> None:

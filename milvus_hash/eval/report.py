@@ -15,15 +15,21 @@ def _cell(r: dict | None, with_pr: bool = True) -> str:
     return text
 
 
+def _single_cell(r: dict | None, with_pr: bool = True) -> str:
+    if r is None:
+        return "-"
+    return f"{r['map']:.3f} ± {r['map_std']:.3f} ({r['p10']:.2f}, {r['p100']:.2f})"
+
+
 def table(rows: dict, *, header: str, fmt=lambda x: str(x), with_pr: bool = True,
-          best_of: tuple[str, ...] = ()) -> list[str]:
+          best_of: tuple[str, ...] = (), cell=_cell) -> list[str]:
     """``rows``: ``{x: {method: scores}}`` to a Markdown table, methods as rows, x as columns;
     ``best_of``: methods whose best column value gets a ratio line against the best other method."""
     xs = list(rows)
     methods = list(dict.fromkeys(m for x in xs for m in rows[x]))
     lines = ["| method | " + " | ".join(f"{header} {fmt(x)}" for x in xs) + " |", "|---" * (len(xs) + 1) + "|"]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(_cell(rows[x].get(m), with_pr) for x in xs) + " |")
+        lines.append(f"| {m} | " + " | ".join(cell(rows[x].get(m), with_pr) for x in xs) + " |")
     for ours in best_of:
         if all(ours in rows[x] for x in xs):
             ratios = []
@@ -44,7 +50,7 @@ def speed_lines(speed: dict) -> list[str]:
 
 
 def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict | None = None,
-                 unsupervised: dict | None = None, speed: dict | None = None,
+                 unsupervised: dict | None = None, single: dict | None = None, speed: dict | None = None,
                  figures: list[tuple[str, str]] = (), notes: list[str] = ()) -> Path:
     """Write ``report.md`` (and ``results.json`` with every number) into ``out_dir``."""
     out = Path(out_dir)
@@ -65,6 +71,15 @@ def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict 
             md += [f"**n = {fewshot['length_shots']}, by code length**", ""]
             md += table(fewshot["by_length"], header="", fmt=lambda b: f"{b} bits",
                         best_of=("UGH default (CCA codes)",)) + [""]
+    if single:
+        md += ["", "## Single-category protocol (n pictures of one class: find the class)", "",
+               f"Database {single['n_database']:,} images; for each of {len(single['classes'])} classes and "
+               f"{single['draws']} draws, n positives from the queries, the database ranked by membership; "
+               f"mAP of the class over the full ranking ± std over classes and draws, P@10 and P@100 in brackets; "
+               f"UGH category scored with {single['scorer']}, the {single['library_bits']:,}-bit library, "
+               f"background {single['background']:,} codes of the database.", ""]
+        md += table(single["by_shots"], header="n =", best_of=("UGH category (members)",),
+                    cell=_single_cell) + [""]
     if unsupervised:
         md += ["", "## Unsupervised protocol (UTH paper)", "",
                f"Database {unsupervised['n_database']:,} images, {unsupervised['n_queries']:,} queries; "
@@ -84,7 +99,7 @@ def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict 
     path = out / "report.md"
     path.write_text("\n".join(md) + "\n")
     (out / "results.json").write_text(json.dumps({"setup": setup, "fewshot": fewshot, "unsupervised": unsupervised,
-                                                  "speed": speed}, indent=2, default=_jsonable))
+                                                  "single": single, "speed": speed}, indent=2, default=_jsonable))
     return path
 
 

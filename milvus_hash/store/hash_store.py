@@ -92,8 +92,11 @@ class HashStore:
         user, password: the alternative to ``token``.
         db_name: the Milvus database (server only; default ``default``).
         timeout: seconds any one Milvus call may take before :class:`MilvusUnavailableError`.
-        consistency_level: given to new collections; ``"Strong"`` (default) makes every write
-            visible to the next search, ``"Bounded"`` trades that for latency on a server.
+        consistency_level: of every read (search, query, count) and of new collections.
+            ``"Session"`` (default): a process sees its own writes in its next read, and other
+            processes' writes within the server's bounded staleness (about a second); ``"Strong"``:
+            every read waits for every write (about 200 ms more a read on a Milvus 2.3 server);
+            ``"Bounded"`` / ``"Eventually"``: fastest, own writes may be missed for a moment.
         **tls: passed through to pymilvus (``secure``, ``server_pem_path``, ``server_name``,
             ``ca_pem_path``, ``client_pem_path``, ``client_key_path``).
 
@@ -114,7 +117,7 @@ class HashStore:
         password: str | None = None,
         db_name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        consistency_level: str = "Strong",
+        consistency_level: str = "Session",
         **tls,
     ):
         self.target = resolve_uri(uri)
@@ -130,6 +133,8 @@ class HashStore:
         kwargs.update(tls)
         self.timeout = float(timeout)
         self.consistency_level = consistency_level
+        self._read = {"consistency_level": consistency_level}
+        self._written: set[str] = set()  # collections written since this store last read them at Strong
         self._conn = Connection(self.target, timeout=self.timeout, **kwargs)
         self._info: dict[str, CollectionInfo] = {}
 
@@ -154,6 +159,19 @@ class HashStore:
 
     def __repr__(self) -> str:
         return f"HashStore({self.target})"
+
+    def read_level(self, collection: str) -> dict:
+        """The consistency of the next read of ``collection``: the store's level, or ``Strong`` once
+        after this store wrote to it under ``Session`` (pymilvus does not track every write's
+        timestamp, e.g. deletes on Milvus 2.3, so this store makes sure it sees its own writes)."""
+        if self.consistency_level == "Session" and collection in self._written:
+            self._written.discard(collection)
+            return {"consistency_level": "Strong"}
+        return self._read
+
+    def mark_written(self, collection: str) -> None:
+        """Note a write to ``collection`` made around the store's write methods (e.g. definitions)."""
+        self._written.add(collection)
 
     def _call(self, action: str, collection: str | None, fn, *args, **kwargs):
         with translate_errors(action, self.target, collection):
@@ -265,7 +283,7 @@ class HashStore:
         """Number of rows in the collection."""
         self.describe_collection(collection)
         res = self._call("count", collection, self._client.query, collection, filter="",
-                         output_fields=["count(*)"])
+                         output_fields=["count(*)"], **self.read_level(collection))
         return int(res[0]["count(*)"])
 
     def flush(self, collection: str) -> None:
@@ -343,9 +361,11 @@ class HashStore:
             if orm is not None:
                 with warnings.catch_warnings():  # the ORM's deprecation notice, once per batch
                     warnings.simplefilter("ignore")
+                    self._written.add(collection)
                     self._call(mode, collection, getattr(orm, mode), cols)
             else:  # pragma: no cover - pymilvus without the ORM: row-wise writes
                 rows = [dict(zip((ID, CODE, SOURCE, LABEL, METADATA), r)) for r in zip(*cols)]
+                self._written.add(collection)
                 self._call(mode, collection, getattr(self._client, mode), collection, rows)
             written += stop - start
         return written
@@ -357,6 +377,7 @@ class HashStore:
         ids = as_ids(ids)
         for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
             chunk = ids[start:start + _QUERY_ID_CHUNK]
+            self._written.add(collection)
             self._call("delete", collection, self._client.delete, collection,
                        filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]")
         return int(ids.shape[0])
@@ -371,7 +392,8 @@ class HashStore:
         for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
             chunk = ids[start:start + _QUERY_ID_CHUNK]
             rows = self._call("get", collection, self._client.query, collection,
-                              filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", output_fields=fields)
+                              filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", output_fields=fields,
+                              **self.read_level(collection))
             found.update((int(r[ID]), r) for r in rows)
         present = [i for i in ids.tolist() if i in found]
         missing = np.array([i for i in ids.tolist() if i not in found], dtype=np.int64)
@@ -396,7 +418,8 @@ class HashStore:
             if last is not None:
                 clauses.append(f"{ID} > {last}")
             rows = self._call("iterate", collection, self._client.query, collection,
-                              filter=" and ".join(clauses), output_fields=fields, limit=batch_size)
+                              filter=" and ".join(clauses), output_fields=fields, limit=batch_size,
+                              **self.read_level(collection))
             if not rows:
                 return
             rows = sorted(rows, key=lambda r: int(r[ID]))
@@ -448,7 +471,8 @@ class HashStore:
         for start in range(0, nq, chunk):
             res = self._call("search", collection, self._client.search, collection,
                              data=codes_to_bytes(q[start:start + chunk]), anns_field=CODE, limit=k,
-                             filter=filter, search_params=params, output_fields=out_fields or [])
+                             filter=filter, search_params=params, output_fields=out_fields or [],
+                             **self.read_level(collection))
             for j, hits in enumerate(res):
                 h_ids, h_dist = _hits_arrays(hits)
                 order = np.lexsort((h_ids, h_dist))
@@ -481,7 +505,7 @@ class HashStore:
         for start in range(0, q.shape[0], chunk):
             res = self._call("range search", collection, self._client.search, collection,
                              data=codes_to_bytes(q[start:start + chunk]), anns_field=CODE, limit=limit,
-                             filter=filter, search_params=params)
+                             filter=filter, search_params=params, **self.read_level(collection))
             for hits in res:
                 h_ids, h_dist = _hits_arrays(hits)
                 order = np.lexsort((h_ids, h_dist))
@@ -503,7 +527,7 @@ class HashStore:
         rp = {"metric_type": "HAMMING", "params": {**params["params"], "radius": boundary + 1, "range_filter": boundary}}
         res = self._call("tie-break search", info.name, self._client.search, info.name,
                          data=codes_to_bytes(queries), anns_field=CODE, limit=MAX_TOPK, filter=filter,
-                         search_params=rp)
+                         search_params=rp, **self.read_level(info.name))
         return [np.sort(_hits_arrays(h)[0]) for h in res]
 
     def _break_ties_by_id(self, info, q, ids, dist, filter, params) -> None:

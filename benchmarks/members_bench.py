@@ -1,0 +1,131 @@
+"""Members of a category as a user asks for them: latency beside bare Milvus searches, and quality.
+
+The 60,000 Fashion-MNIST training images' codes from the cached 20,000-bit pixel library are written
+to Milvus Lite and to the local Milvus server. For each class, a category is defined from 5 stored
+images of it (given by id), then ``HashClient.members(k=100)`` is timed beside, in the same run:
+
+- a bare ``MilvusClient.search`` on the same collection with the 5 positives as queries (limit 100,
+  and limit = the members' ``candidates``, the search members itself makes), at the collection's
+  consistency level;
+- ``define`` itself (the first one on a client also reads the background sample).
+
+Quality: precision at 100 of the members (the 5 positives left out) beside the plain search from the
+same 5 images (each one's nearest neighbours, merged by smallest distance), and how much of the
+exhaustive ranking's top 100 the served pool finds.
+
+Usage::
+
+    .venv/bin/python benchmarks/members_bench.py [--skip-server] [--candidates 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, cached_library, pixel_features
+
+from milvus_hash import HashClient, HashStore  # noqa: E402
+from milvus_hash.codes import codes_to_bytes  # noqa: E402
+
+
+def pct(ms):
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def bench(uri: str, lib, Ldb, ydb, label: str, candidates: int) -> dict:
+    name = f"mb_{uuid.uuid4().hex[:8]}"
+    ids = np.arange(len(Ldb), dtype=np.int64)
+    out = {}
+    with HashStore(uri) as store:
+        spec = lib.encoder_spec()
+        store.create_collection(name, encoder=spec)
+        store.upsert(name, ids=ids, codes=Ldb, encoder=spec, labels=[str(v) for v in ydb])
+        store.flush(name)
+    try:
+        with HashClient(uri, collection=name) as client:
+            rng = np.random.default_rng(0)
+            t_def, t_mem, t_bare100, t_bare_pool, p_mem, p_plain, pool_recall = [], [], [], [], [], [], []
+            raw = client.store._client
+            for c in range(10):
+                pos = np.sort(rng.choice(np.flatnonzero(ydb == c), 5, replace=False))
+                t0 = time.perf_counter()
+                client.define(f"c{c}", ids=pos, replace=True)
+                t_def.append((time.perf_counter() - t0) * 1000)
+                data = codes_to_bytes(Ldb[pos])
+                params = {"metric_type": "HAMMING", "params": {}}
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    got = client.members(f"c{c}", k=100 + 5, candidates=candidates)
+                    t_mem.append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    raw.search(name, data=data, anns_field="code", limit=100, search_params=params)
+                    t_bare100.append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    raw.search(name, data=data, anns_field="code", limit=candidates, search_params=params)
+                    t_bare_pool.append((time.perf_counter() - t0) * 1000)
+                keep = ~np.isin(got.ids, pos)
+                p_mem.append(float((ydb[got.ids[keep][:100]] == c).mean()))
+                plain = client.similar(ids=pos, k=105, output_fields=())
+                best = {}
+                for r_ids, r_d in zip(plain.ids, plain.distances):
+                    for i, d in zip(r_ids.tolist(), r_d.tolist()):
+                        if i >= 0 and i not in set(pos.tolist()) and d < best.get(i, 1 << 30):
+                            best[i] = d
+                order = sorted(best, key=lambda i: (best[i], i))[:100]
+                p_plain.append(float((ydb[order] == c).mean()))
+                every = client.members(f"c{c}", k=100, exhaustive=True)
+                pool_recall.append(len(set(got.ids[:100].tolist()) & set(every.ids.tolist())) / 100)
+            out = {"define": pct(t_def[1:]), "define_first_ms": t_def[0], "members": pct(t_mem),
+                   "bare_search_limit100": pct(t_bare100), f"bare_search_limit{candidates}": pct(t_bare_pool),
+                   "members_p100": float(np.mean(p_mem)), "plain_p100": float(np.mean(p_plain)),
+                   "pool_recall_of_exhaustive_top100": float(np.mean(pool_recall))}
+    finally:
+        with HashStore(uri) as store:
+            for c in store.list_collections():
+                if c.startswith(name):
+                    store.drop_collection(c)
+    print(f"\n{label}: {len(Ldb):,} codes of {Ldb.shape[1] * 8:,} bits; a category from 5 stored images of each class")
+    print(f"  {'call':48s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for key in ("members", "bare_search_limit100", f"bare_search_limit{candidates}", "define"):
+        print(f"  {key:48s} {out[key]['p50_ms']:8.1f} {out[key]['p99_ms']:8.1f}")
+    print(f"  first define on the client (reads the background): {out['define_first_ms']:.0f} ms")
+    print(f"  members / bare search (limit 100): {out['members']['p50_ms'] / out['bare_search_limit100']['p50_ms']:.1f}x")
+    print(f"  precision@100: members {out['members_p100']:.3f}, plain search from the same 5 images "
+          f"{out['plain_p100']:.3f}; the pool finds {out['pool_recall_of_exhaustive_top100']:.3f} of the "
+          f"exhaustive top 100")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=2000)
+    p.add_argument("--candidates", type=int, default=2000)
+    p.add_argument("--skip-server", action="store_true")
+    args = p.parse_args(argv)
+    Xtr, ytr, _, _ = pixel_features()
+    lib, _ = cached_library("pixels", Xtr, n_rounds=args.rounds)
+    Ldb = lib.transform(Xtr)
+    results = {"library_bits": lib.n_bits_, "candidates": args.candidates}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["lite"] = bench(str(Path(tmp) / "m.db"), lib, Ldb, ytr, "Milvus Lite", args.candidates)
+        if not args.skip_server:
+            from milvus_hash.store.local_server import LocalMilvusServer
+
+            with LocalMilvusServer(Path(tmp) / "server") as server:
+                results["server"] = bench(server.uri, lib, Ldb, ytr, "Milvus server (local standalone)",
+                                          args.candidates)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "members_bench.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS / 'members_bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
