@@ -239,3 +239,33 @@ def test_category_cli(tmp_path, world):
     out = run(cli, ["category", "drop", "nope", *base])
     assert out.exit_code == 1 and "no category 'nope'" in out.output
     assert run(cli, ["category", "drop", "t", *base]).exit_code == 0
+
+
+@pytest.mark.lite
+def test_given_negatives_push_their_class_down_the_members(tmp_path, world):
+    lib, Xn, yn, codes, ids = world
+    db = str(tmp_path / "neg.db")
+    with HashStore(db) as store:
+        spec = lib.encoder_spec()
+        store.create_collection("lib", encoder=spec)
+        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    classes = np.unique(yn)
+    # the target and the class whose items sit nearest to it: the confusion negatives are for
+    centres = np.stack([np.unpackbits(codes[yn == c], axis=1).mean(0) for c in classes])
+    target = classes[0]
+    near = classes[1:][np.argmin(np.abs(centres[1:] - centres[0]).sum(1))]
+    pos, _ = pick(yn, ids, [target], 5, seed=2)
+    neg, _ = pick(yn, ids, [near], 5, seed=3)
+    with HashClient(db, collection="lib", background=300) as client:
+        client.define("plain", ids=pos)
+        client.define("with-negatives", ids=pos, negatives=neg)
+        k = int((yn == target).sum())
+        lab = dict(zip(ids.tolist(), yn.tolist()))
+        rank_of_near = {}
+        for name in ("plain", "with-negatives"):
+            got = client.members(name, k=len(ids), exhaustive=True)
+            order = got.ids.tolist()
+            assert sum(lab[i] == target for i in order[:k]) >= 0.9 * k  # the class first, either way
+            rank_of_near[name] = np.mean([r for r, i in enumerate(order) if lab[i] == near])
+        assert rank_of_near["with-negatives"] > rank_of_near["plain"] + 5, rank_of_near
+        assert client.score("with-negatives", ids=neg).mean() < client.score("plain", ids=neg).mean()

@@ -212,8 +212,8 @@ def search(name, client, item_id, image, k, mode, candidates, ties, as_json):
 @click.option("--label", default=None, help="The class of a task (a category of several classes).")
 @click.option("--min-probability", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Print only members at least this likely.")
-@click.option("--candidates", type=click.IntRange(1, 16384), default=2000, show_default=True,
-              help="Nearest items of each positive that are scored.")
+@click.option("--candidates", type=click.IntRange(1, 16384), default=None,
+              help="Nearest items of each positive that are scored [default: 3 x k, at least 100].")
 @click.option("--all", "exhaustive", is_flag=True, help="Score every item of the collection (streamed; slower).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per member, in rank order.")
 def members(name, client, k, label, min_probability, candidates, exhaustive, as_json):

@@ -388,14 +388,16 @@ class HashClient:
         return SearchResult(ids, dist, fields if output_fields else None)
 
     def members(self, name: str, *, k: int = 100, label=None, min_probability: float = 0.0,
-                candidates: int = DEFAULT_CANDIDATES, exhaustive: bool = False) -> "Members":
+                candidates: int | None = None, exhaustive: bool = False) -> "Members":
         """The store's items ranked by membership of the category (of class ``label`` of a task), best first.
 
         The score is the category's log-odds on the library bits (:mod:`.membership`), turned into a
         calibrated probability. By default it is computed for the ``candidates`` nearest items
-        (full library Hamming distance) of each positive, found by one Milvus search with the
-        positives as queries, then read by id: memory is bounded by ``positives x candidates`` codes
-        whatever the collection's size. ``exhaustive=True`` scores every item, streamed in batches
+        (full library Hamming distance) of each positive (default ``3 k``, at least 100), found by
+        one Milvus search with the positives as queries, then read by id: memory is bounded by
+        ``positives x candidates`` codes whatever the collection's size. (Measured on 60,000
+        Fashion-MNIST codes, 5 positives, k = 100: 300 candidates a positive find the exhaustive
+        ranking's whole top 100, 100 find 93% of it.) ``exhaustive=True`` scores every item, streamed in batches
         (bounded memory too, but it reads the whole collection: for evaluation).
 
         Returns :class:`Members` (at most ``k``, with probability ``>= min_probability``), ties by id.
@@ -412,7 +414,8 @@ class HashClient:
             ids, sc, sources, labels = best.result()
             pool = self.store.count(self.collection)
         else:
-            candidates = _positive_int(candidates, "candidates", MAX_TOPK)
+            candidates = min(max(3 * k, 100), MAX_TOPK) if candidates is None else \
+                _positive_int(candidates, "candidates", MAX_TOPK)
             anchors = cat.anchors(c)
             near = self.store.search(self.collection, codes=anchors, k=max(min(candidates, MAX_TOPK), 1))
             pool_ids = np.unique(near.ids[near.ids >= 0])
