@@ -44,6 +44,16 @@ def filled(request, tmp_path, world):
                 store.drop_collection(c)
 
 
+def lite_library(path, world) -> str:
+    """A Milvus Lite file at ``path`` with the world's library codes in the collection ``lib``."""
+    lib, _, yn, codes, ids = world
+    with HashStore(str(path)) as store:
+        spec = lib.encoder_spec()
+        store.create_collection("lib", encoder=spec)
+        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    return str(path)
+
+
 def pick(yn, ids, classes, n, seed=0):
     rng = np.random.default_rng(seed)
     idx = np.concatenate([rng.choice(np.flatnonzero(yn == c), n, replace=False) for c in classes])
@@ -146,12 +156,9 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
 @pytest.mark.lite
 def test_paper_method_and_clear_errors(tmp_path, world):
     lib, Xn, yn, codes, ids = world
-    db = str(tmp_path / "e.db")
+    db = lite_library(tmp_path / "e.db", world)
     with HashStore(db) as store:
-        spec = lib.encoder_spec()
-        store.create_collection("lib", encoder=spec)
-        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
-        store.create_collection("empty", encoder=spec)
+        store.create_collection("empty", encoder=lib.encoder_spec())
     ex_ids, ex_labels = pick(yn, ids, np.unique(yn)[:3], 4)
     with HashClient(db, collection="lib") as client:
         cat = client.define("paper", ids=ex_ids, labels=ex_labels, method="l1", n_bits=16)
@@ -204,11 +211,7 @@ def test_paper_method_and_clear_errors(tmp_path, world):
 @pytest.mark.lite
 def test_category_cli(tmp_path, world):
     lib, Xn, yn, codes, ids = world
-    db = str(tmp_path / "cli.db")
-    with HashStore(db) as store:
-        spec = lib.encoder_spec()
-        store.create_collection("lib", encoder=spec)
-        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    db = lite_library(tmp_path / "cli.db", world)
     ex_ids, ex_labels = pick(yn, ids, np.unique(yn)[:3], 3)
     run = CliRunner().invoke
     base = ["--collection", "lib", "--uri", db]
@@ -244,11 +247,7 @@ def test_category_cli(tmp_path, world):
 @pytest.mark.lite
 def test_given_negatives_push_their_class_down_the_members(tmp_path, world):
     lib, Xn, yn, codes, ids = world
-    db = str(tmp_path / "neg.db")
-    with HashStore(db) as store:
-        spec = lib.encoder_spec()
-        store.create_collection("lib", encoder=spec)
-        store.upsert("lib", ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    db = lite_library(tmp_path / "neg.db", world)
     classes = np.unique(yn)
     # the target and the class whose items sit nearest to it: the confusion negatives are for
     centres = np.stack([np.unpackbits(codes[yn == c], axis=1).mean(0) for c in classes])

@@ -57,7 +57,7 @@ class Items:
 
 @dataclass(frozen=True)
 class Members:
-    """Items ranked by membership, best first: ``ids int64 (m,)``, ``scores float32 (m,)`` (log-odds),
+    """Items ranked by membership, best first: ``ids int64 (m,)``, ``scores float32 (m,)`` (membership score),
     ``probabilities float64 (m,)`` (calibrated), their ``sources`` and ``labels``; ``candidates``:
     how many items were scored."""
 
@@ -391,14 +391,14 @@ class HashClient:
                 candidates: int | None = None, exhaustive: bool = False) -> "Members":
         """The store's items ranked by membership of the category (of class ``label`` of a task), best first.
 
-        The score is the category's log-odds on the library bits (:mod:`.membership`), turned into a
-        calibrated probability. By default it is computed for the ``candidates`` nearest items
+        The score is the category's membership score (:mod:`.membership`: log-odds of the library
+        bits plus nearness to a positive), turned into a calibrated probability. By default it is computed for the ``candidates`` nearest items
         (full library Hamming distance) of each positive (default ``3 k``, at least 100), found by
         one Milvus search with the positives as queries, then read by id: memory is bounded by
         ``positives x candidates`` codes whatever the collection's size. (Measured on 60,000
         Fashion-MNIST codes, 5 positives, k = 100: 300 candidates a positive find the exhaustive
-        ranking's whole top 100, 100 find 93% of it.) ``exhaustive=True`` scores every item, streamed in batches
-        (bounded memory too, but it reads the whole collection: for evaluation).
+        ranking's whole top 100, 100 find 93% of it.) ``exhaustive=True`` scores every item, streamed
+        in batches (bounded memory too, but it reads the whole collection: for evaluation).
 
         Returns :class:`Members` (at most ``k``, with probability ``>= min_probability``), ties by id.
         """
@@ -407,24 +407,22 @@ class HashClient:
         k = _positive_int(k, "k")
         if not isinstance(min_probability, (int, float)) or not 0.0 <= float(min_probability) <= 1.0:
             raise expected("min_probability", "a number from 0 to 1", repr(min_probability))
+        best, pool = _TopScores(k), 0
         if exhaustive:
-            best = _TopScores(k)
             for rec in self.store.iter_records(self.collection):
                 best.add(rec, cat.member_scores(rec.codes, c))
-            ids, sc, sources, labels = best.result()
-            pool = self.store.count(self.collection)
+                pool += len(rec.ids)
         else:
             candidates = min(max(3 * k, 100), MAX_TOPK) if candidates is None else \
                 _positive_int(candidates, "candidates", MAX_TOPK)
             anchors = cat.anchors(c)
-            near = self.store.search(self.collection, codes=anchors, k=max(min(candidates, MAX_TOPK), 1))
+            near = self.store.search(self.collection, codes=anchors, k=candidates)
             pool_ids = np.unique(near.ids[near.ids >= 0])
-            best = _TopScores(k)
             for s in range(0, pool_ids.size, 4096):
                 rec = self.store.get(self.collection, ids=pool_ids[s:s + 4096])
                 best.add(rec, cat.member_scores(rec.codes, c))
-            ids, sc, sources, labels = best.result()
             pool = int(pool_ids.size)
+        ids, sc, sources, labels = best.result()
         from .membership import probabilities
 
         prob = probabilities(cat.arrays["member_platt"][c], sc)

@@ -40,12 +40,10 @@ PRIOR = 4.0
 NEGATIVE_WEIGHT = 20.0
 
 
-def bit_frequencies(codes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Counts of set bits ``float64 (L,)`` of library codes ``uint8 (n, L // 8)`` (weighted) and their total."""
+def bit_frequencies(codes: np.ndarray) -> tuple[np.ndarray, float]:
+    """Counts of set bits ``float64 (L,)`` of library codes ``uint8 (n, L // 8)``, and ``n``."""
     bits = unpack_bits(codes)
-    if weights is None:
-        return bits.sum(0, dtype=np.float64), float(bits.shape[0])
-    return weights.astype(np.float64) @ bits, float(weights.sum())
+    return bits.sum(0, dtype=np.float64), float(bits.shape[0])
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -43,10 +43,10 @@ def ranking_scores(order_scores: np.ndarray, relevant: np.ndarray) -> dict:
 
 def ranked_scores(order: np.ndarray, relevant: np.ndarray) -> dict:
     """AP, P@10 and P@100 of a ranking ``order`` (rows, best first) of the whole database."""
+    from .scoring import ap_from_ranking
+
     rel = relevant[order]
-    hits = np.cumsum(rel)
-    n = max(int(rel.sum()), 1)
-    ap = float((rel * hits / np.arange(1, rel.size + 1)).sum() / n)
+    ap = float(ap_from_ranking(np.asarray(order)[None], np.array([True]), relevant)[0])
     return {"ap": ap, "p10": float(rel[:10].mean()), "p100": float(rel[:100].mean())}
 
 
