@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, cached_library, pixel_features
+from common import RESULTS, cached_library, drop_collections, percentiles, pixel_features
 
 from milvus_hash import (  # noqa: E402
     HashClient,  # noqa: E402
@@ -38,10 +38,6 @@ from milvus_hash import (  # noqa: E402
     hamming_topk,
 )
 from milvus_hash.eval import mean_average_precision  # noqa: E402
-
-
-def percentiles(ms):
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict:
@@ -107,10 +103,7 @@ def bench(uri: str, lib, Ldb, ydb, Lq, yq, label: str, candidate_counts) -> dict
             out["map_offline"], out["map_through_store"] = offline, through
             out["top100_equal_numpy"] = bool((res.ids == top.ids).all())
     finally:
-        with HashStore(uri) as store:
-            for c in store.list_collections():
-                if c.startswith(name):
-                    store.drop_collection(c)
+        drop_collections(uri, name)
     print(f"\n{label}: library codes of {len(Ldb):,} items written in {out['write_library_codes_s']:.1f} s")
     print(f"  define a 10-class task from 10 examples per class: {out['define_median_s'] * 1000:.0f} ms "
           f"(median of 5; the first, reading {client.background_size:,} background codes: "

@@ -109,3 +109,18 @@ def export_features(name: str, X: np.ndarray, y: np.ndarray, split: str) -> Path
         writer.write(np.array([item_id(k) for k in keys[s:s + 10_000]], np.int64), X[s:s + 10_000],
                      keys[s:s + 10_000], [str(v) for v in y[s:s + 10_000]])
     return out
+
+
+def percentiles(ms) -> dict:
+    """``{"p50_ms", "p99_ms"}`` of latencies in milliseconds."""
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def drop_collections(uri: str, prefix: str) -> None:
+    """Drop a benchmark's collections (those whose names start with ``prefix``)."""
+    from milvus_hash import HashStore
+
+    with HashStore(uri) as store:
+        for c in store.list_collections():
+            if c.startswith(prefix):
+                store.drop_collection(c)

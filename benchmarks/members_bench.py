@@ -29,14 +29,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, cached_library, pixel_features
+from common import RESULTS, cached_library, drop_collections, percentiles, pixel_features
 
 from milvus_hash import HashClient, HashStore  # noqa: E402
 from milvus_hash.codes import codes_to_bytes  # noqa: E402
-
-
-def pct(ms):
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def bench(uri: str, lib, Ldb, ydb, label: str, candidates: int, others=()) -> dict:
@@ -77,13 +73,7 @@ def bench(uri: str, lib, Ldb, ydb, label: str, candidates: int, others=()) -> di
                     t_bare_pool.append((time.perf_counter() - t0) * 1000)
                 keep = ~np.isin(got.ids, pos)
                 p_mem.append(float((ydb[got.ids[keep][:100]] == c).mean()))
-                plain = client.similar(ids=pos, k=105, output_fields=())
-                best = {}
-                for r_ids, r_d in zip(plain.ids, plain.distances):
-                    for i, d in zip(r_ids.tolist(), r_d.tolist()):
-                        if i >= 0 and i not in set(pos.tolist()) and d < best.get(i, 1 << 30):
-                            best[i] = d
-                order = sorted(best, key=lambda i: (best[i], i))[:100]
+                order = client.similar(ids=pos, k=105, output_fields=()).merged(exclude=pos)[0][:100]
                 p_plain.append(float((ydb[order] == c).mean()))
                 every = client.members(f"c{c}", k=105, exhaustive=True)
                 pool_recall.append(len(set(got.ids[:100].tolist()) & set(every.ids[:100].tolist())) / 100)
@@ -91,17 +81,14 @@ def bench(uri: str, lib, Ldb, ydb, label: str, candidates: int, others=()) -> di
                     other = client.members(f"c{c}", k=105, candidates=m)
                     r_other.setdefault(m, []).append(len(set(other.ids[:100].tolist()) & set(every.ids[:100].tolist()))
                                                      / 100)
-            out = {"define": pct(t_def[1:]), "define_first_ms": t_def[0], "members": pct(t_mem),
-                   "bare_search_limit100": pct(t_bare100), f"bare_search_limit{candidates}": pct(t_bare_pool),
+            out = {"define": percentiles(t_def[1:]), "define_first_ms": t_def[0], "members": percentiles(t_mem),
+                   "bare_search_limit100": percentiles(t_bare100), f"bare_search_limit{candidates}": percentiles(t_bare_pool),
                    "members_p100": float(np.mean(p_mem)), "plain_p100": float(np.mean(p_plain)),
                    "pool_recall_of_exhaustive_top100": float(np.mean(pool_recall)),
-                   "other_candidates": {m: {**pct(t_other[m]), "pool_recall": float(np.mean(r_other[m]))}
+                   "other_candidates": {m: {**percentiles(t_other[m]), "pool_recall": float(np.mean(r_other[m]))}
                                         for m in others}}
     finally:
-        with HashStore(uri) as store:
-            for c in store.list_collections():
-                if c.startswith(name):
-                    store.drop_collection(c)
+        drop_collections(uri, name)
     print(f"\n{label}: {len(Ldb):,} codes of {Ldb.shape[1] * 8:,} bits; a category from 5 stored images of each class")
     print(f"  {'call':48s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for key in ("members", "bare_search_limit100", f"bare_search_limit{candidates}", "define"):

@@ -151,12 +151,7 @@ def five_pictures(store: HashStore, collection: str, library, backbone, items, *
     kept = [j for j, i in enumerate(top.ids.tolist()) if i not in skip][:100]
     member_labels = [top.labels[j] for j in kept]
     plain = client.similar(images=[it.ref for it in examples], k=100 + len(skip))
-    best: dict[int, tuple[int, str]] = {}
-    for ids, dists, fields in zip(plain.ids, plain.distances, plain.fields):
-        for i, d, f in zip(ids.tolist(), dists.tolist(), fields):
-            if i >= 0 and i not in skip and (i not in best or d < best[i][0]):
-                best[i] = (d, f["label"])
-    plain_labels = [best[i][1] for i in sorted(best, key=lambda i: (best[i][0], i))][:100]
+    plain_labels = [f["label"] for f in plain.merged(exclude=skip)[2]][:100]
 
     def precision(labels, n):
         return float(np.mean([v == label for v in labels[:n]])) if labels else 0.0

@@ -148,3 +148,15 @@ def test_bytes_round_trip_accepts_pymilvus_wrapping():
     assert all(isinstance(b, bytes) and len(b) == 4 for b in raw)
     np.testing.assert_array_equal(bytes_to_codes(raw, 4), codes)
     np.testing.assert_array_equal(bytes_to_codes([[b] for b in raw], 4), codes)
+
+
+@pytest.mark.unit
+def test_merged_search_result_keeps_each_id_at_its_smallest_distance():
+    from milvus_hash.store.records import SearchResult
+
+    res = SearchResult(ids=np.array([[5, 7, 9], [7, 3, -1]]), distances=np.array([[1, 4, 6], [2, 4, 2**31 - 1]]),
+                       fields=[[{"l": "a"}, {"l": "b"}, {"l": "c"}], [{"l": "b"}, {"l": "d"}]])
+    ids, dist, fields = res.merged(exclude=[9])
+    assert ids.tolist() == [5, 7, 3] and dist.tolist() == [1, 2, 4]
+    assert [f["l"] for f in fields] == ["a", "b", "d"] and ids.dtype == np.int64 and dist.dtype == np.int32
+    assert SearchResult(ids=res.ids, distances=res.distances).merged()[2] is None

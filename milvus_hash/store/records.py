@@ -61,3 +61,17 @@ class SearchResult:
     ids: np.ndarray
     distances: np.ndarray
     fields: list[list[dict]] | None = None
+
+    def merged(self, *, exclude=()) -> tuple[np.ndarray, np.ndarray, list[dict] | None]:
+        """The hits of all queries as one ranking (a multi-query search): each id once, at its
+        smallest distance, sorted by (distance, id); ids in ``exclude`` left out. Returns
+        ``(ids int64 (m,), distances int32 (m,), fields or None)``."""
+        skip = {int(i) for i in exclude}
+        best: dict[int, tuple[int, dict | None]] = {}
+        for q in range(self.ids.shape[0]):
+            for j, (i, d) in enumerate(zip(self.ids[q].tolist(), self.distances[q].tolist())):
+                if i >= 0 and i not in skip and (i not in best or d < best[i][0]):
+                    best[i] = (d, self.fields[q][j] if self.fields is not None else None)
+        order = sorted(best, key=lambda i: (best[i][0], i))
+        return (np.array(order, np.int64), np.array([best[i][0] for i in order], np.int32),
+                [best[i][1] for i in order] if self.fields is not None else None)
