@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5, 10])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--validate", action="store_true", help="positives from held-out training images")
+    p.add_argument("--background", type=int, default=None,
+                   help="background codes sampled from the database (default: HashClient's)")
     args = p.parse_args(argv)
     Xtr, ytr, Xte, yte = pixel_features() if args.features == "pixels" else cnn_features()
     lib, secs = cached_library(args.features, Xtr, n_rounds=args.rounds)
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
     print(f"{args.features}: database {len(Xdb):,}, positives drawn from {len(Xq):,} "
           f"{'held-out training' if args.validate else 'test'} images, {lib.n_bits_:,}-bit library", flush=True)
     res = single_category_protocol(Xdb, ydb, Xq, yq, library=lib, shots=args.shots, draws=args.draws,
-                                   seed=args.seed, log=lambda m: print(m, flush=True))
+                                   seed=args.seed, log=lambda m: print(m, flush=True),
+                                   **({} if args.background is None else {"background": args.background}))
     print("\nUGH category against the best baseline (mAP):")
     for n, rows in res["by_shots"].items():
         name, best = best_baseline(rows)

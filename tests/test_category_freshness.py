@@ -69,7 +69,7 @@ def check_exact(client: HashClient, name: str, queries: np.ndarray) -> None:
         ref = hamming_topk(cat.transform(queries), expected, k=15, ids=lib_ids)
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_array_equal(got.distances, ref.distances)
-        instant = client.search(name, codes=queries, k=15, candidates=len(lib_ids))  # every item a candidate
+        instant = client.search(name, codes=queries, k=15, mode="instant", candidates=len(lib_ids))  # all candidates
         np.testing.assert_array_equal(instant.ids, ref.ids)
         members = client.members(name, k=len(lib_ids) + 5, exhaustive=True)  # every current item, deleted ones gone
         ref_scores = cat.member_scores(lib_codes, 0)

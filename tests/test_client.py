@@ -76,8 +76,12 @@ def test_task_results_equal_numpy_and_survive_a_restart(filled, world):
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_array_equal(got.distances, ref.distances)
         # instant mode: exact on what it returns; with every item as a candidate, equal to numpy
-        inst = client.search("task", ids=q, k=10, candidates=len(ids))
+        inst = client.search("task", ids=q, k=10, mode="instant", candidates=len(ids))
         np.testing.assert_array_equal(inst.ids, ref.ids)
+        # the default mode searches the materialized collection (exact) once there is one
+        auto = client.search("task", ids=q, k=10, ties="id")
+        np.testing.assert_array_equal(auto.ids, ref.ids)
+        np.testing.assert_array_equal(auto.distances, ref.distances)
         assert [f["source"] for f in inst.fields[0]] == [f"item/{i}" for i in ref.ids[0]]
         # queries as features and as library codes give the same answer as ids
         np.testing.assert_array_equal(client.search("task", features=Xn[:7], k=10, mode="materialized", ties="id").ids, ref.ids)
@@ -268,3 +272,28 @@ def test_given_negatives_push_their_class_down_the_members(tmp_path, world):
             rank_of_near[name] = np.mean([r for r, i in enumerate(order) if lab[i] == near])
         assert rank_of_near["with-negatives"] > rank_of_near["plain"] + 5, rank_of_near
         assert client.score("with-negatives", ids=neg).mean() < client.score("plain", ids=neg).mean()
+
+
+@pytest.mark.lite
+def test_another_clients_redefinition_is_seen_by_a_client_that_trusts_its_cache(tmp_path, world):
+    lib, _, yn, codes, ids = world
+    db = lite_library(tmp_path / "r.db", world)
+    with HashStore(db) as store:
+        a, b = HashClient(store=store, collection="lib"), HashClient(store=store, collection="lib")
+        a.define("x", ids=ids[yn == yn[0]][:5])
+        a.materialize("x")
+        old = a.category("x")
+        a.search("x", codes=codes[:3], k=5)  # a now trusts its definition and the materialization
+        b.define("x", ids=ids[yn != yn[0]][:5], n_bits=24, replace=True)
+        b.materialize("x")
+        assert a.category("x").fingerprint == old.fingerprint  # within stale_check: the cached one
+        got = a.search("x", codes=codes[:3], k=5, ties="id")  # the collection changed under it: looks again
+        new = b.category("x")
+        ref = hamming_topk(new.transform(codes[:3]), new.transform(codes), 5, ids=ids)
+        np.testing.assert_array_equal(got.ids, ref.ids)
+        np.testing.assert_array_equal(got.distances, ref.distances)
+        assert a.category("x").fingerprint == new.fingerprint
+        fresh = HashClient(store=store, collection="lib", stale_check=0)
+        assert fresh.category("x").fingerprint == new.fingerprint
+        b.define("x", ids=ids[:4], replace=True)
+        assert fresh.category("x").fingerprint == b.category("x").fingerprint  # stale_check=0: at once

@@ -169,7 +169,9 @@ def materialize(name, client, rebuild):
 @click.option("--id", "item_id", type=int, default=None, help="Query by a stored id.")
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="Query image (needs --library).")
 @click.option("-k", type=click.IntRange(1, 16384), default=10, show_default=True)
-@click.option("--mode", type=click.Choice(["instant", "materialized"]), default="instant", show_default=True)
+@click.option("--mode", type=click.Choice(["auto", "instant", "materialized"]), default="auto", show_default=True,
+              help="materialized: one search of the category's collection; instant: library-code candidates "
+                   "re-ranked; auto: materialized when the category is.")
 @click.option("--candidates", type=click.IntRange(1, 16384), default=2000, show_default=True,
               help="Instant mode: library-code candidates re-ranked by the category code.")
 @click.option("--ties", type=click.Choice(["any", "id"]), default="any", show_default=True,

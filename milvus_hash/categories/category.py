@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codes import as_codes, pack_bits, select_bits, signed_bits, unpack_bits
-from .membership import fit_membership
 from ..encoders.spec import EncoderSpec, fingerprint
+from ..encoders.ugh.background import Background
+from .membership import fit_membership
 from ..errors import expected
 
 METHODS = ("cca", "l1")
@@ -113,18 +114,20 @@ class Category:
                    params=dict(head.get("params", {})), example_sources=dict(head.get("examples", {})))
 
 
-def learn_category(name: str, codes: np.ndarray, labels: list[str], *, background: np.ndarray, n_bits: int,
+def learn_category(name: str, codes: np.ndarray, labels: list[str], *, background, n_bits: int,
                    method: str, library: EncoderSpec, example_ids=(), example_sources=None, seed: int = 0,
                    **params) -> Category:
     """Fit the few-shot code of ``codes`` (library codes of the examples, ``labels`` one per code;
-    :data:`BACKGROUND` marks given negatives) with ``background`` unlabeled library codes."""
+    :data:`BACKGROUND` marks given negatives) with ``background``: unlabeled library codes, or a
+    :class:`~milvus_hash.encoders.ugh.background.Background` that keeps what is computed from them."""
     if method not in METHODS:
         raise expected("method", f"one of {METHODS}", repr(method))
+    background = Background.of(background, n_bits=library.n_bits)
     y = np.asarray(labels, dtype=object).astype(str)
     classes = sorted(set(y.tolist()) - {BACKGROUND})
     if not classes:
         raise expected("labels", "at least one positive example", "only negatives")
-    if len(classes) == 1 and BACKGROUND not in y and background.shape[0] == 0:
+    if len(classes) == 1 and BACKGROUND not in y and len(background) == 0:
         raise expected("background", "unlabeled codes (negatives) for a single category", "none")
     if method == "cca":
         from ..encoders.ugh.fewshot import CCACoder
@@ -136,7 +139,7 @@ def learn_category(name: str, codes: np.ndarray, labels: list[str], *, backgroun
 
         coder = L1BitSelector(n_bits, random_state=seed, **params)
         if len(classes) == 1 and BACKGROUND not in y:
-            coder.fit(codes, y, background=background)
+            coder.fit(codes, y, background=background.codes)
         else:
             coder.fit(codes, y)
         arrays = {"positions": coder.positions_}

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import hamming_distances
-from ..errors import EncoderMismatchError, expected
+from ..encoders.ugh.background import Background
+from ..errors import CollectionNotFoundError, EncoderMismatchError, expected
 from ..store.hash_store import DEFAULT_URI, MAX_TOPK, HashStore
 from ..store.records import Records, SearchResult
 from .category import BACKGROUND, Category, learn_category
@@ -128,14 +129,18 @@ class HashClient:
         library: the :class:`~milvus_hash.encoders.ugh.UGHLibrary` (or its file) that wrote it; needed only for
             feature vectors and images. Checked against the collection's encoder.
         backbone: for images; default: the one the library records.
-        background: unlabeled library codes sampled from the collection for fitting (cached).
-        stale_check: seconds between two checks that a materialized category still covers the
-            library collection (it is kept so by ingestion; writes around milvus-hash are caught here).
+        background: how many unlabeled library codes to sample from the collection as the
+            categories' background (read once, on the first definition; see :meth:`background`).
+        stale_check: seconds for which what this client checked of a category stays trusted: that
+            its definition is the stored one, that it is materialized, and that its collection covers
+            the library collection (ingestion keeps it so; writes around milvus-hash are caught here).
+            This client's own definitions, materializations and drops take effect at once; another
+            process's are seen within ``stale_check`` seconds (0: check before every query).
     """
 
     def __init__(self, uri: str = DEFAULT_URI, *, collection: str, library=None, backbone=None,
                  token: str | None = None, timeout: float = 30.0, store: HashStore | None = None,
-                 definitions: str = DEFINITIONS, background: int = 4_000, seed: int = 0,
+                 definitions: str = DEFINITIONS, background: int = 2_000, seed: int = 0,
                  stale_check: float = 10.0):
         self.store = store if store is not None else HashStore(uri, token=token, timeout=timeout)
         self.collection = collection
@@ -152,10 +157,12 @@ class HashClient:
                                        f"this library is {library.encoder_spec()}")
         self.library, self._backbone, self.background_size, self.seed = library, backbone, background, seed
         self.definitions = DefinitionStore(self.store, collection, definitions=definitions)
-        self._background: np.ndarray | None = None
+        self._background: Background | None = None
         self._cache: dict[str, Category] = {}
         self.stale_check = stale_check
-        self._checked: dict[str, float] = {}
+        self._checked: dict[str, float] = {}  # name -> when its coverage was checked
+        self._verified: dict[str, float] = {}  # name -> when the cached definition was checked
+        self._materialized_as: dict[str, tuple[str, float]] = {}  # name -> (fingerprint, when) seen materialized
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -210,16 +217,15 @@ class HashClient:
         return Items(library.transform(as_rows(value, where, width=library.n_features_in_, dtype_kind="f",
                                                what="feature vectors (float)")), kind)
 
-    def background_codes(self) -> np.ndarray:
-        """A random sample (``background`` codes, seeded) of the collection's library codes, cached:
-        all ids are listed (cheap, without codes), then only the sample's codes are read."""
+    def background(self) -> Background:
+        """The background sample every category of this client learns against: about ``background``
+        items of the collection (whole residue classes of their ids, seeded: see
+        :mod:`.background_sample`), read on first use and kept, with what is computed from it."""
         if self._background is None:
-            ids = [rec.ids for rec in self.store.iter_records(self.collection, with_codes=False)]
-            ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-            rng = np.random.default_rng(self.seed)
-            pick = np.sort(rng.choice(ids, min(self.background_size, ids.size), replace=False))
-            self._background = self.store.get(self.collection, ids=pick).codes if pick.size else \
-                np.zeros((0, self.library_bits // 8), np.uint8)
+            from .background_sample import read_background
+
+            _, codes = read_background(self.store, self.collection, self.background_size, self.seed)
+            self._background = Background(codes)
         return self._background
 
     # ------------------------------------------------------------------ definitions
@@ -255,14 +261,15 @@ class HashClient:
         if negatives is not None:
             neg = self.items(ids=negatives, argument="negatives").codes
             codes, y = np.vstack([codes, neg]), y + [BACKGROUND] * len(neg)
-        if len(set(y) - {BACKGROUND}) == 1 and BACKGROUND not in y and len(self.background_codes()) == 0:
+        if len(set(y) - {BACKGROUND}) == 1 and BACKGROUND not in y and len(self.background()) == 0:
             raise expected("background", "a collection with codes to draw negatives from (or negatives=)",
                            "an empty collection")
-        cat = learn_category(name, codes, y, background=self.background_codes(), n_bits=n_bits, method=method,
+        cat = learn_category(name, codes, y, background=self.background(), n_bits=n_bits, method=method,
                              library=self.info.encoder, example_ids=[] if given.ids is None else given.ids.tolist(),
                              example_sources=given.describe(), seed=self.seed, **params)
         self.definitions.save(name, cat.describe(), cat.arrays)
-        self._cache[name] = cat
+        self._forget(name)
+        self._cache[name], self._verified[name] = cat, time.monotonic()
         return cat
 
     def categories(self) -> list[str]:
@@ -278,23 +285,33 @@ class HashClient:
         return head
 
     def category(self, name: str) -> Category:
-        """The stored definition (re-read when another process redefined it)."""
-        head = self.definitions.describe(name)
+        """The stored definition (re-read when another process redefined it: checked at most every
+        ``stale_check`` seconds)."""
         cached = self._cache.get(name)
+        now = time.monotonic()
+        if cached is not None and now - self._verified.get(name, -1e9) < self.stale_check:
+            return cached
+        head = self.definitions.describe(name)
         if cached is not None and cached.fingerprint == head.get("fingerprint"):
+            self._verified[name] = now
             return cached
         head, arrays = self.definitions.load(name)
         cat = Category.from_stored(head, arrays)
         if cat.library_fingerprint != self.info.encoder.fingerprint:
             raise EncoderMismatchError(f"category {name!r} was defined on library {cat.library_fingerprint[:16]}, "
                                        f"collection {self.collection!r} holds {self.info.encoder}")
-        self._cache[name] = cat
+        self._cache[name], self._verified[name] = cat, now
         return cat
+
+    def _forget(self, name: str) -> None:
+        """Forget what was checked of ``name`` (after this client changed it, or a query failed on it)."""
+        for seen in (self._cache, self._verified, self._checked, self._materialized_as):
+            seen.pop(name, None)
 
     def drop(self, name: str) -> None:
         """Drop the definition and its materialized collection, if any."""
         self.definitions.drop(name)
-        self._cache.pop(name, None)
+        self._forget(name)
         task = self.task_collection(name)
         if self.store.has_collection(task):
             self.store.drop_collection(task)
@@ -315,6 +332,7 @@ class HashClient:
             self.store.drop_collection(self.task_collection(name))
         done = reconcile(self.store, self.collection, cat, batch_size=batch_size)
         self._checked[name] = time.monotonic()
+        self._materialized_as[name] = (cat.fingerprint, self._checked[name])
         return Materialization(**done)
 
     def status(self, name: str) -> Freshness | None:
@@ -327,7 +345,7 @@ class HashClient:
         """The category's collection, checked to exist and, at most every ``stale_check`` seconds, to
         cover the library collection (a :class:`StaleCategoryWarning` when it does not)."""
         task = self.task_collection(name)
-        if not is_materialized(self.store, self.collection, cat):
+        if not self._is_materialized(name, cat):
             raise CategoryNotFoundError(f"mode: category {name!r} is not materialized for its current definition; "
                                         f"call materialize({name!r})")
         now = time.monotonic()
@@ -335,6 +353,17 @@ class HashClient:
             warn_if_stale(freshness(self.store, self.collection, task), name)
             self._checked[name] = now
         return task
+
+    def _is_materialized(self, name: str, cat: Category) -> bool:
+        seen = self._materialized_as.get(name)
+        now = time.monotonic()
+        if seen is not None and seen[0] == cat.fingerprint and now - seen[1] < self.stale_check:
+            return True
+        if is_materialized(self.store, self.collection, cat):
+            self._materialized_as[name] = (cat.fingerprint, now)
+            return True
+        self._materialized_as.pop(name, None)
+        return False
 
     def materialized_categories(self) -> MaterializedCategories:
         """The materialized categories of the collection, to write or delete their codes with the
@@ -350,28 +379,33 @@ class HashClient:
         return n
 
     def search(self, name: str, *, ids=None, images=None, codes=None, features=None, k: int = 10,
-               mode: str = "instant", candidates: int = DEFAULT_CANDIDATES, output_fields=("source", "label"),
+               mode: str = "auto", candidates: int = DEFAULT_CANDIDATES, output_fields=("source", "label"),
                ties: str = "any") -> SearchResult:
         """Top-k by Hamming distance on the category's code.
 
-        ``mode="instant"`` searches the library codes for the ``candidates`` nearest (full library
-        Hamming distance), then ranks them by the category code; ``"materialized"`` searches the task
-        collection (see :meth:`materialize`), exactly. The queries: by exactly one of ``ids``,
+        ``mode="materialized"`` searches the task collection (see :meth:`materialize`), exactly: one
+        Milvus search. ``"instant"`` searches the library codes for the ``candidates`` nearest (full
+        library Hamming distance), then ranks them by the category code. ``"auto"`` (default): the
+        materialized collection when the category has one, else instant. The queries: by exactly one of ``ids``,
         ``images``, ``codes``, ``features`` (see :meth:`items`).
         Rows sorted by (distance, id), padded with -1 / int32 max, as :meth:`HashStore.search`.
         Short codes tie a lot: with ``ties="any"`` (default) the hits at the k-th distance are any of
         the tied items (Milvus's choice); ``ties="id"`` returns the smallest ids among them, so that
         the materialized answer equals numpy's exactly, at the cost of extra range searches.
         """
+        if mode not in ("auto", "instant", "materialized"):
+            raise expected("mode", "'auto', 'instant' or 'materialized'", repr(mode))
         cat = self.category(name)
         qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
+        if mode == "materialized" or (mode == "auto" and self._is_materialized(name, cat)):
+            try:
+                return self._search_materialized(name, cat, qlib, k, ties, output_fields)
+            except (EncoderMismatchError, CollectionNotFoundError):  # changed by another process: look again
+                self._forget(name)
+                cat = self.category(name)
+                if mode == "materialized" or self._is_materialized(name, cat):
+                    return self._search_materialized(name, cat, qlib, k, ties, output_fields)
         qcat = cat.transform(qlib)
-        if mode == "materialized":
-            task = self._materialized(name, cat)
-            return self.store.search(task, codes=qcat, k=k, ties=ties, output_fields=list(output_fields),
-                                     encoder=cat.encoder_spec())
-        if mode != "instant":
-            raise expected("mode", "'instant' or 'materialized'", repr(mode))
         if not isinstance(candidates, int) or not k <= candidates <= MAX_TOPK:
             raise expected("candidates", f"an int from k = {k} to {MAX_TOPK}", repr(candidates))
         first = self.store.search(self.collection, codes=qlib, k=candidates)
@@ -386,6 +420,11 @@ class HashClient:
             ids[i, :len(order)], dist[i, :len(order)] = rec.ids[order], d[order]
             fields.append([{f: getattr(rec, f + "s")[j] for f in output_fields} for j in order])
         return SearchResult(ids, dist, fields if output_fields else None)
+
+    def _search_materialized(self, name, cat, qlib, k, ties, output_fields) -> SearchResult:
+        task = self._materialized(name, cat)
+        return self.store.search(task, codes=cat.transform(qlib), k=k, ties=ties, output_fields=list(output_fields),
+                                 encoder=cat.encoder_spec())
 
     def members(self, name: str, *, k: int = 100, label=None, min_probability: float = 0.0,
                 candidates: int | None = None, exhaustive: bool = False) -> "Members":

@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codes import as_codes, unpack_bits
+from ..codes import as_codes, signed_bits, unpack_bits
+from ..encoders.ugh.background import Background
 
 #: Pseudo-examples that shrink the positives' bit frequencies towards the background's (chosen on
 #: held-out training images; 1, 4 and 16 gave the same mAP within 0.002).
 PRIOR = 4.0
 #: Background codes a given negative is worth when blended into the background's frequencies.
 NEGATIVE_WEIGHT = 20.0
+#: Background codes (the first of the sample) that standardise the scores and calibrate them.
+CALIBRATION = 2000
 
 
 def bit_frequencies(codes: np.ndarray) -> tuple[np.ndarray, float]:
@@ -50,10 +53,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def background_frequency(background: np.ndarray, negatives: np.ndarray | None = None) -> np.ndarray:
-    """Smoothed frequency ``q float64 (L,)`` of each bit in the background, with given negatives
-    (each worth :data:`NEGATIVE_WEIGHT` background codes) blended in."""
-    cnt, n = bit_frequencies(background)
+def background_frequency(background, negatives: np.ndarray | None = None) -> np.ndarray:
+    """Smoothed frequency ``q float64 (L,)`` of each bit in the background (codes or a
+    :class:`~milvus_hash.encoders.ugh.background.Background`), with given negatives (each worth
+    :data:`NEGATIVE_WEIGHT` background codes) blended in."""
+    bg = Background.of(background)
+    cnt, n = bg.bit_counts(), float(len(bg))
     if negatives is not None and len(negatives):
         c2, n2 = bit_frequencies(negatives)
         cnt, n = cnt + NEGATIVE_WEIGHT * c2, n + NEGATIVE_WEIGHT * n2
@@ -111,7 +116,7 @@ def member_scores(weights: np.ndarray, bias: float, scale: np.ndarray, anchors: 
     return combined(scores(byte_tables(weights), bias, codes), min_distances(anchors, codes), scale)
 
 
-def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *, background: np.ndarray,
+def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *, background,
                    negatives: np.ndarray | None = None, prior: float = PRIOR) -> dict[str, np.ndarray]:
     """The membership model of each class: ``member_weights float32 (C, L)``, ``member_bias
     float32 (C,)``, ``member_scale float32 (C, 4)`` (standardisation of the two terms),
@@ -120,7 +125,8 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
     Args:
         codes: library codes ``uint8 (n, L // 8)`` of the labeled examples.
         classes_of: ``int (n,)`` class index of each example.
-        background: unlabeled library codes of the store (the negatives' prior).
+        background: unlabeled library codes of the store (the negatives' prior), or a
+            :class:`~milvus_hash.encoders.ugh.background.Background` of them.
         negatives: library codes of given negatives; the other classes of a task count as negatives too.
     """
     from ..encoders.ugh.calibration import platt_fit
@@ -130,20 +136,24 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
     bias = np.zeros(n_classes, np.float32)
     platt = np.zeros((n_classes, 3), np.float32)
     scale = np.zeros((n_classes, 4), np.float32)
-    calib_bg = background[:2000]
+    background = Background.of(background, n_bits=L)
+    S_bg = background.signed()[:CALIBRATION]
     for c in range(n_classes):
         pos = codes[classes_of == c]
         others = codes[classes_of != c]
         neg = others if negatives is None else np.vstack([others, negatives]) if len(others) else negatives
         q = background_frequency(background, neg if len(neg) else None)
         W[c], bias[c] = log_odds_weights(pos, q, prior=prior)
-        t = byte_tables(W[c])
-        nb_bg, d_bg = scores(t, bias[c], calib_bg), min_distances(pos, calib_bg)
+        # on the background's cached ±1 codes: a product each (exact integers for the distances)
+        nb_bg = (S_bg @ W[c] + bias[c]).astype(np.float32)
+        d_bg = ((L - S_bg @ signed_bits(pos).T) / 2).min(1).astype(np.float32)
         scale[c] = (nb_bg.mean(), max(nb_bg.std(), 1e-6), d_bg.mean(), max(d_bg.std(), 1e-6))
         # Platt on leave-one-out scores of the positives against the background and negatives
         s_pos = np.array([_loo_score(pos, i, q, prior, scale[c]) for i in range(len(pos))]) if len(pos) > 1 else \
             member_scores(W[c], bias[c], scale[c], pos, pos)
-        s_neg = member_scores(W[c], bias[c], scale[c], pos, np.vstack([calib_bg, neg]) if len(neg) else calib_bg)
+        s_neg = combined(nb_bg, d_bg, scale[c])
+        if len(neg):
+            s_neg = np.concatenate([s_neg, member_scores(W[c], bias[c], scale[c], pos, neg)])
         S = np.concatenate([s_pos, s_neg])[:, None]
         T = np.concatenate([np.ones(len(s_pos), bool), np.zeros(len(s_neg), bool)])[:, None]
         a, b0 = platt_fit(S, T)
@@ -153,9 +163,14 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
 
 
 def _loo_score(pos: np.ndarray, i: int, q: np.ndarray, prior: float, scale: np.ndarray) -> float:
+    """The score of positive ``i`` under the model of the others (one code: a dot product, no tables)."""
+    from ..codes import hamming_distances
+
     rest = np.delete(pos, i, axis=0)
     w, b = log_odds_weights(rest, q, prior=prior)
-    return float(member_scores(w, b, scale, rest, pos[i:i + 1])[0])
+    nb = np.float32(signed_bits(pos[i:i + 1])[0] @ w + b)
+    d = np.float32(hamming_distances(pos[i:i + 1], rest).min())
+    return float(combined(nb, d, scale))
 
 
 def probabilities(platt: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -165,5 +180,5 @@ def probabilities(platt: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.minimum(0.5 * (1.0 + np.tanh(0.5 * z)) / float(platt[2]), 1.0)
 
 
-__all__ = ["NEGATIVE_WEIGHT", "PRIOR", "background_frequency", "byte_tables", "combined", "fit_membership",
+__all__ = ["CALIBRATION", "NEGATIVE_WEIGHT", "PRIOR", "background_frequency", "byte_tables", "combined", "fit_membership",
            "log_odds_weights", "member_scores", "min_distances", "probabilities", "scores"]

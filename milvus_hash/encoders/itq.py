@@ -14,18 +14,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ..codes import check_n_bits, pack_bits
 from ..errors import InvalidInputError, expected
 from .spec import EncoderSpec, fingerprint
+from .rotation import itq_rotation
 from .validation import fitted_features
-
-
-def itq_rotation(V: np.ndarray, *, n_iter: int = 50, rng: np.random.Generator) -> np.ndarray:
-    """Orthogonal ``(b, b)`` rotation minimising the quantization loss of centred projections ``V (n, b)``."""
-    b = V.shape[1]
-    R, _ = np.linalg.qr(rng.standard_normal((b, b)))
-    for _ in range(n_iter):
-        B = np.where(V @ R >= 0, 1.0, -1.0)
-        U, _, Wt = np.linalg.svd(V.T @ B)
-        R = U @ Wt
-    return R
 
 
 def pca_directions(X: np.ndarray, k: int) -> np.ndarray:

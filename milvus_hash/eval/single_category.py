@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..codes import hamming_distances
+from ..encoders.ugh.background import Background
 
 UGH = "UGH category (members)"
 SINGLE_METHODS = (UGH, "cosine to the mean feature", "nearest positive (library Hamming)",
@@ -58,23 +59,24 @@ def draw_positives(yq: np.ndarray, c, n: int, draw: int, seed: int = 0) -> np.nd
 
 
 def background_rows(n_database: int, size: int, seed: int) -> np.ndarray:
-    """The rows :meth:`HashClient.background_codes` samples from a collection whose ids are the rows."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(np.arange(n_database, dtype=np.int64), min(size, n_database), replace=False))
+    """The rows :meth:`HashClient.background` samples from a collection whose ids are the rows."""
+    from ..categories.background_sample import sample_ids
+
+    return sample_ids(np.arange(n_database, dtype=np.int64), size, seed)
 
 
 class SingleCategory:
     """The protocol on one split: database features ``Xdb`` and library codes ``Ldb``, query images
     ``Xq`` / ``Lq`` from which positives are drawn."""
 
-    def __init__(self, Xdb, ydb, Xq, yq, library, *, background: int = 4_000, seed: int = 0, store=None,
+    def __init__(self, Xdb, ydb, Xq, yq, library, *, background: int = 2_000, seed: int = 0, store=None,
                  library_codes: tuple | None = None):
         self.ydb, self.yq = np.asarray(ydb), np.asarray(yq)
         self.Xdb = _normalise(np.asarray(Xdb, np.float32))
         self.Xq = _normalise(np.asarray(Xq, np.float32))
         self.lib, self.seed, self.background = library, seed, background
         self.Ldb, self.Lq = library_codes or (library.transform(Xdb), library.transform(Xq))
-        self.bg = self.Ldb[background_rows(len(self.Ldb), background, seed)]
+        self.bg = Background(self.Ldb[background_rows(len(self.Ldb), background, seed)])
         self.store, self.client, self.collection = store, None, None
         self.milvus_s = 0.0
 
@@ -183,7 +185,7 @@ def best_baseline(rows: dict, metric: str = "map") -> tuple[str, float]:
 
 
 def single_category_protocol(Xdb, ydb, Xq, yq, *, library, shots=(1, 3, 5, 10), draws: int = 3, classes=None,
-                             background: int = 4_000, seed: int = 0, store=None, library_codes=None,
+                             background: int = 2_000, seed: int = 0, store=None, library_codes=None,
                              log: Callable[[str], None] = print) -> dict:
     """See the module doc; ``store``: a :class:`~milvus_hash.store.HashStore` to run the UGH category
     through Milvus (``define`` and ``members``) instead of numpy."""

@@ -350,25 +350,30 @@ class HashStore:
         if given_metadata:
             row_bytes += max((len(json.dumps(m)) for m in metadata if m), default=0)
         step = max(1, min(batch_size, _BATCH_BYTES // row_bytes))
-        orm = None
-        with translate_errors(mode, self.target, collection):
-            orm = self._conn.orm_collection(collection)
         written = 0
         for start in range(0, n, step):
             stop = min(n, start + step)
-            cols = [ids[start:stop].tolist(), codes_to_bytes(codes[start:stop]), sources[start:stop],
-                    labels[start:stop], metadata[start:stop]]
-            if orm is not None:
-                with warnings.catch_warnings():  # the ORM's deprecation notice, once per batch
-                    warnings.simplefilter("ignore")
-                    self._written.add(collection)
-                    self._call(mode, collection, getattr(orm, mode), cols)
-            else:  # pragma: no cover - pymilvus without the ORM: row-wise writes
-                rows = [dict(zip((ID, CODE, SOURCE, LABEL, METADATA), r)) for r in zip(*cols)]
-                self._written.add(collection)
-                self._call(mode, collection, getattr(self._client, mode), collection, rows)
+            self.write_columns(mode, collection, {
+                ID: ids[start:stop].tolist(), CODE: codes_to_bytes(codes[start:stop]), SOURCE: sources[start:stop],
+                LABEL: labels[start:stop], METADATA: metadata[start:stop]})
             written += stop - start
         return written
+
+    def write_columns(self, mode: str, collection: str, columns: dict[str, list]) -> None:
+        """One ``insert`` or ``upsert`` request of whole columns (every field of the schema, in its
+        order): column-wise through pymilvus's ORM where it has one (2-3x faster than rows, and its
+        row path checks long strings character by character), else row-wise."""
+        orm = None
+        with translate_errors(mode, self.target, collection):
+            orm = self._conn.orm_collection(collection)
+        self._written.add(collection)
+        if orm is not None:
+            with warnings.catch_warnings():  # the ORM's deprecation notice, once per request
+                warnings.simplefilter("ignore")
+                self._call(mode, collection, getattr(orm, mode), list(columns.values()))
+        else:  # pragma: no cover - pymilvus without the ORM: row-wise writes
+            rows = [dict(zip(columns, r)) for r in zip(*columns.values())]
+            self._call(mode, collection, getattr(self._client, mode), collection, rows)
 
     def delete(self, collection: str, *, ids) -> int:
         """Delete the rows of ``ids`` (``int64 (n,)``); ids not stored are ignored. Empty input is a

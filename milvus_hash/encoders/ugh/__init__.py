@@ -8,11 +8,16 @@ hyper-trained once from unlabeled features, and short few-shot codes on top of i
 - :mod:`.library`: :class:`UGHLibrary`, the estimator of many rounds (``fit`` / ``transform`` /
   ``save`` / ``load``);
 - :mod:`.fewshot`: :class:`CCACoder`, the default few-shot code on library codes;
-- :mod:`.selection`: :class:`L1BitSelector`, the paper's L1-SVM bit selection.
+- :mod:`.selection`: :class:`L1BitSelector`, the paper's L1-SVM bit selection;
+- :mod:`.background`: :class:`~.background.Background`, the unlabeled sample few-shot codes learn against.
+
+Names load on first use, so defining a category (:mod:`.fewshot`) never imports torch (the library's
+hyper-training) or scikit-learn's SVMs (the L1 selection).
 """
 
-from .fewshot import CCACoder
-from .library import UGHLibrary
-from .selection import L1BitSelector
+from ..._lazy import lazy_exports
 
-__all__ = ["CCACoder", "L1BitSelector", "UGHLibrary"]
+_EXPORTS = {"CCACoder": ".fewshot", "UGHLibrary": ".library", "L1BitSelector": ".selection"}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -20,17 +20,13 @@ The code of an item is ``(f(x) - mean) P >= 0`` where ``f(x)`` is its library co
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from scipy.linalg import eigh
-from sklearn.base import BaseEstimator
-from sklearn.utils.extmath import randomized_svd
-from sklearn.utils.validation import check_is_fitted
 
 from ...codes import as_codes, check_n_bits, pack_bits, signed_bits
 from ...errors import expected
-from ..itq import itq_rotation
+from ..rotation import itq_rotation
+from .background import Background
 
 _CHUNK = 4096
 
@@ -76,7 +72,7 @@ def fill_directions(W: np.ndarray, k: int, basis) -> np.ndarray:
     return np.hstack([W, extra])
 
 
-class CCACoder(BaseEstimator):
+class CCACoder:
     """Few-shot category code: self-trained ridge CCA on library codes, then ITQ (see module doc).
 
     Args:
@@ -89,6 +85,10 @@ class CCACoder(BaseEstimator):
     Attributes:
         projection_: ``float32 (n_library_bits, n_bits)``; ``offset_``: ``float32 (n_bits,)``.
         The category code of library codes ``C`` is ``signed_bits(C) @ projection_ - offset_ >= 0``.
+
+    In scikit-learn's manner (hyper-parameters in ``__init__``, fitted state ending in ``_``, ``fit``
+    returns ``self``) without deriving from its ``BaseEstimator``: importing scikit-learn takes about
+    1.5 s, which every client would pay on its first category definition.
     """
 
     def __init__(self, n_bits: int = 16, *, ridge: float = 1.0, self_training: int = 50,
@@ -101,8 +101,9 @@ class CCACoder(BaseEstimator):
 
     def fit(self, codes, y, *, background) -> "CCACoder":
         """Learn from labeled library codes ``(n, L/8)``, labels ``(n,)`` and unlabeled ``background``
-        library codes (e.g. a sample of the collection): the background is required, it fixes the
-        centring, fills missing directions and balances the bits."""
+        library codes (e.g. a sample of the collection; a :class:`.background.Background` keeps what
+        is computed from it for the next fit): the background is required, it fixes the centring,
+        fills missing directions and balances the bits."""
         n_bits = check_n_bits(self.n_bits)
         if not 8 <= n_bits <= 1024:
             raise expected("n_bits", "8 to 1024 bits", n_bits)
@@ -115,23 +116,22 @@ class CCACoder(BaseEstimator):
             raise expected("y", f"{codes.shape[0]} labels, one per code (and at least one)", f"shape {y.shape}")
         if background is None:
             raise expected("background", "unlabeled library codes (e.g. a sample of the collection)", None)
-        bg = as_codes(background, n_bits=L, argument="background")
-        if bg.shape[0] < n_bits:
-            raise expected("background", f"at least n_bits = {n_bits} unlabeled codes", f"{bg.shape[0]}")
+        bg = Background.of(background, n_bits=L)
+        if len(bg) < n_bits:
+            raise expected("background", f"at least n_bits = {n_bits} unlabeled codes", f"{len(bg)}")
         rng = np.random.default_rng(self.random_state)
-        if bg.shape[0] > self.max_background:
-            bg = bg[rng.choice(bg.shape[0], self.max_background, replace=False)]
-        Fu = signed_bits(bg)
+        if len(bg) > self.max_background:
+            bg = Background(bg.codes[rng.choice(len(bg), self.max_background, replace=False)])
+        Fu, mean = bg.signed(), bg.mean()
         Fl = signed_bits(codes)
-        mean = Fu.mean(0)
         classes = np.unique(y)
         if classes.size < 2:  # one category: the background is its negative class
             Fl = np.vstack([Fl, Fu[: max(10 * Fl.shape[0], 100)]])
             y = np.concatenate([np.zeros(len(codes), dtype=np.int64), np.ones(Fl.shape[0] - len(codes), dtype=np.int64)])
             classes = np.array([0, 1])
-        @functools.cache
+
         def basis():  # principal directions of the background, computed only if directions are missing
-            return randomized_svd(Fu - mean, n_components=n_bits, random_state=self.random_state)[2].T
+            return bg.principal_directions(n_bits, random_state=self.random_state)
         W = fill_directions(span_cca(Fl, y, n_bits, ridge=self.ridge), n_bits, basis)
         if self.self_training and classes.size >= 2:
             W = self._self_train(Fl, y, Fu, mean, W, classes, n_bits, basis)
@@ -167,7 +167,10 @@ class CCACoder(BaseEstimator):
 
     def transform(self, codes) -> np.ndarray:
         """Category codes ``uint8 (n, n_bits // 8)`` from library codes ``uint8 (n, L // 8)``."""
-        check_is_fitted(self, "projection_")
+        if not hasattr(self, "projection_"):  # scikit-learn's error, imported only here (it is slow to import)
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this CCACoder is not fitted yet: call fit(codes, y, background=...) first")
         codes = as_codes(codes, n_bits=self.n_library_bits_)
         out = np.empty((codes.shape[0], self.projection_.shape[1] // 8), dtype=np.uint8)
         for start in range(0, codes.shape[0], _CHUNK):

@@ -1,0 +1,88 @@
+"""The background sample categories learn against: read from Milvus by id residues (Lite and the
+server) exactly as the numpy reference samples it, and its cached statistics change no result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import make_spec, random_codes
+
+from milvus_hash.categories.background_sample import read_background, residue_plan, sample_ids
+from milvus_hash.categories.category import learn_category
+from milvus_hash.encoders.ugh.background import Background
+from milvus_hash.encoders.ugh.fewshot import CCACoder
+
+
+@pytest.mark.unit
+def test_sample_ids_whole_residue_classes_seeded_and_everything_when_small():
+    ids = np.arange(10_000, dtype=np.int64) * 3 + 7
+    a, b = sample_ids(ids, 1_000, seed=0), sample_ids(ids, 1_000, seed=0)
+    assert np.array_equal(a, b) and not np.array_equal(a, sample_ids(ids, 1_000, seed=1))
+    assert 1_000 <= a.size < 1_000 + 2 * 10_000 / residue_plan(10_000, 1_000, 0)[0]
+    assert np.all(np.diff(a) > 0) and np.isin(a, ids).all()
+    m, order = residue_plan(10_000, 1_000, 0)
+    assert sorted(order.tolist()) == list(range(m))
+    assert set(np.unique(a % m).tolist()) < set(range(m))  # whole residue classes, not all of them
+    few = np.array([5, -3, 9], np.int64)
+    assert sample_ids(few, 1_000, seed=0).tolist() == [-3, 5, 9]
+
+
+def test_read_background_equals_the_reference_and_the_stored_codes(store, collection):
+    rng = np.random.default_rng(4)
+    ids = np.unique(rng.integers(-2**40, 2**40, 3_000))  # negative and sparse ids too
+    codes = random_codes(ids.size, 256, seed=4)
+    spec = make_spec(256)
+    store.create_collection(collection, encoder=spec)
+    store.insert(collection, ids=ids, codes=codes, encoder=spec)
+    got_ids, got_codes = read_background(store, collection, 700, seed=3)
+    assert np.array_equal(got_ids, sample_ids(ids, 700, seed=3))
+    assert np.array_equal(got_codes, codes[np.searchsorted(ids, got_ids)])
+    all_ids, all_codes = read_background(store, collection, 5_000, seed=3)  # more than stored: everything
+    assert np.array_equal(all_ids, ids) and np.array_equal(all_codes, codes)
+
+
+@pytest.mark.unit
+def test_a_cached_background_gives_the_same_category_as_plain_codes():
+    rng = np.random.default_rng(0)
+    centres = rng.integers(0, 2, (4, 512), dtype=np.uint8)
+    y = rng.integers(0, 4, 900)
+    bits = centres[y] ^ (rng.random((900, 512)) < 0.2)
+    codes = np.packbits(bits.astype(np.uint8), axis=1)
+    bg = Background(codes[100:])
+    spec = make_spec(512)
+    for pos in (np.flatnonzero(y[:100] == 1)[:5], np.flatnonzero(y[:100] == 2)[:3]):
+        plain = learn_category("c", codes[pos], ["c"] * len(pos), background=codes[100:], n_bits=16,
+                               method="cca", library=spec)
+        cached = learn_category("c", codes[pos], ["c"] * len(pos), background=bg, n_bits=16, method="cca",
+                                library=spec)
+        assert plain.arrays.keys() == cached.arrays.keys()
+        for k in plain.arrays:
+            assert np.array_equal(plain.arrays[k], cached.arrays[k]), k
+    task = CCACoder(16).fit(codes[:100], y[:100], background=bg)
+    assert np.array_equal(task.projection_, CCACoder(16).fit(codes[:100], y[:100], background=codes[100:]).projection_)
+
+
+@pytest.mark.lite
+def test_defining_a_category_imports_neither_torch_nor_scikit_learn(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from milvus_hash import HashClient, HashStore
+        from milvus_hash.encoders.spec import EncoderSpec
+        codes = np.random.default_rng(0).integers(0, 256, (300, 64), dtype=np.uint8)
+        spec = EncoderSpec("ugh", "f" * 64, 512)
+        with HashStore({str(tmp_path / 'b.db')!r}) as store:
+            store.create_collection("lib", encoder=spec)
+            store.insert("lib", ids=np.arange(300), codes=codes, encoder=spec)
+            with HashClient(store=store, collection="lib") as client:
+                client.define("c", ids=[1, 2, 3])
+                client.members("c", k=10)
+        print(sorted(m for m in ("torch", "sklearn") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
