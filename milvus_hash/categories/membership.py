@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codes import as_codes, signed_bits, unpack_bits
+from ..codes import as_codes, hamming_distances, signed_bits, unpack_bits
 from ..encoders.ugh.background import Background
 
 #: Pseudo-examples that shrink the positives' bit frequencies towards the background's (chosen on
@@ -96,8 +96,6 @@ def scores(tables: np.ndarray, bias: float, codes: np.ndarray, *, chunk: int = 8
 
 def min_distances(anchors: np.ndarray, codes: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
     """Hamming distance ``float32 (n,)`` of each code to its nearest anchor."""
-    from ..codes import hamming_distances
-
     out = np.empty(codes.shape[0], np.float32)
     for s in range(0, codes.shape[0], chunk):
         out[s:s + chunk] = hamming_distances(anchors, codes[s:s + chunk]).min(0)
@@ -164,8 +162,6 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
 
 def _loo_score(pos: np.ndarray, i: int, q: np.ndarray, prior: float, scale: np.ndarray) -> float:
     """The score of positive ``i`` under the model of the others (one code: a dot product, no tables)."""
-    from ..codes import hamming_distances
-
     rest = np.delete(pos, i, axis=0)
     w, b = log_odds_weights(rest, q, prior=prior)
     nb = np.float32(signed_bits(pos[i:i + 1])[0] @ w + b)
