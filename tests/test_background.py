@@ -66,6 +66,30 @@ def test_a_cached_background_gives_the_same_category_as_plain_codes():
     assert np.array_equal(task.projection_, CCACoder(16).fit(codes[:100], y[:100], background=codes[100:]).projection_)
 
 
+def test_background_statistics_equal_their_definitions():
+    from milvus_hash.codes import signed_bits
+
+    codes = random_codes(333, 1024, seed=5)
+    bg = Background(codes)
+    assert np.array_equal(bg.bit_counts(), np.unpackbits(codes, axis=1).sum(0, dtype=np.float64))
+    assert np.array_equal(bg.mean(), signed_bits(codes).mean(0))
+    assert Background(codes[:0]).mean().shape == (1024,)
+
+
+def test_leave_one_out_scores_equal_each_positive_scored_by_the_model_of_the_others():
+    from milvus_hash.categories.membership import background_frequency, log_odds_weights, loo_scores, member_scores
+
+    pos = random_codes(7, 512, seed=3)
+    q = background_frequency(random_codes(300, 512, seed=4))
+    scale = np.array([0.5, 2.0, 240.0, 5.0], np.float32)
+    expect = []
+    for i in range(len(pos)):
+        rest = np.delete(pos, i, axis=0)
+        w, b = log_odds_weights(rest, q, prior=4.0)
+        expect.append(member_scores(w, b, scale, rest, pos[i:i + 1])[0])
+    np.testing.assert_allclose(loo_scores(pos, q, 4.0, scale), expect, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.lite
 def test_defining_a_category_imports_neither_torch_nor_scikit_learn(tmp_path):
     script = textwrap.dedent(f"""

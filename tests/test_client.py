@@ -151,8 +151,18 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         task = client.materialize("one").collection
         assert client.store.describe_collection(task).n_bits == 24 and client.store.count(task) == len(ids)
         assert cat2.fingerprint != cat.fingerprint
+        # the redefinition left exactly its own parts (the old version's were deleted by key)
+        defs = client.definitions
+        rows = client.store._client.query(defs.definitions, filter=f'collection == "{name}" and name == "one"',
+                                          output_fields=["version", "part"], consistency_level="Strong")
+        head = defs.describe("one")
+        assert sorted(r["part"] for r in rows) == [-1] + list(range(head["n_parts"]))
+        assert {r["version"] for r in rows} == {head["version"]}
         client.drop("one")
         assert client.categories() == [] and not client.store.has_collection(task)
+        client.define("one", ids=pos)  # a dropped name is free again, without replace=True
+        assert client.categories() == ["one"]
+        client.drop("one")
         with pytest.raises(CategoryNotFoundError, match="no category 'one'"):
             client.search("one", ids=ids[:1])
 

@@ -291,3 +291,23 @@ def test_ivf_index_on_server(server_store):
 def test_lite_has_only_bin_flat(lite_store):
     with pytest.raises(InvalidInputError, match="BIN_FLAT on Milvus Lite"):
         lite_store.create_collection("t_ivf", encoder=make_spec(64), index_type="BIN_IVF_FLAT")
+
+
+def test_neighbours_are_the_union_of_each_querys_k_nearest_with_their_rows(store, collection):
+    labels = [f"l{i % 3}" for i in range(400)]
+    spec, ids, codes = fill(store, collection, n=400, seed=9, labels=labels, sources=[f"s{i}" for i in range(400)])
+    queries, k = codes[[3, 50, 51]], 20
+    got = store.neighbours(collection, codes=queries, k=k, encoder=spec)
+    assert len(set(got.ids.tolist())) == len(got)  # each item once
+    where = {int(i): r for r, i in enumerate(ids.tolist())}
+    row = np.array([where[int(i)] for i in got.ids])
+    np.testing.assert_array_equal(got.codes, codes[row])  # the stored rows, codes and fields
+    assert got.sources == [f"s{r}" for r in row] and got.labels == [labels[r] for r in row]
+    ref = hamming_topk(queries, codes, k, ids=ids)
+    d = np.stack([np.unpackbits(q ^ codes[row], axis=1).sum(1) for q in queries])  # (3, len(got))
+    kth = ref.distances[:, -1:]
+    assert np.all((d <= kth).any(0))  # every item is among some query's k nearest (ties at the k-th aside)
+    for q in range(3):  # and every item strictly nearer than a query's k-th is there
+        assert set(ref.ids[q][ref.distances[q] < kth[q]].tolist()) <= set(got.ids.tolist())
+    assert got.ids[0] == ids[3]  # the first query's nearest first
+    assert len(store.neighbours(collection, codes=codes[:0], k=5)) == 0

@@ -247,7 +247,8 @@ class HashClient:
             params: passed to the coder (e.g. ``ridge``, ``self_training`` or ``C``).
         """
         check_category_name(name)
-        if not replace and name in self.categories():
+        old = self.definitions.previous(name)
+        if old is not None and not replace:
             raise CategoryExistsError(f"name: expected a name not defined yet (or replace=True to redefine it), "
                                       f"received {name!r}, which is defined on {self.collection!r}")
         given = self.items(ids=ids, images=images, codes=codes, features=features)
@@ -267,7 +268,7 @@ class HashClient:
         cat = learn_category(name, codes, y, background=self.background(), n_bits=n_bits, method=method,
                              library=self.info.encoder, example_ids=[] if given.ids is None else given.ids.tolist(),
                              example_sources=given.describe(), seed=self.seed, **params)
-        self.definitions.save(name, cat.describe(), cat.arrays)
+        self.definitions.save(name, cat.describe(), cat.arrays, old=old)
         self._forget(name)
         self._cache[name], self._verified[name] = cat, time.monotonic()
         return cat
@@ -433,7 +434,8 @@ class HashClient:
         The score is the category's membership score (:mod:`.membership`: log-odds of the library
         bits plus nearness to a positive), turned into a calibrated probability. By default it is computed for the ``candidates`` nearest items
         (full library Hamming distance) of each positive (default ``3 k``, at least 100), found by
-        one Milvus search with the positives as queries, then read by id: memory is bounded by
+        one Milvus search with the positives as queries (:meth:`HashStore.neighbours`: the codes come
+        with the hits on a server, read by id after it on Milvus Lite): memory is bounded by
         ``positives x candidates`` codes whatever the collection's size. (Measured on 60,000
         Fashion-MNIST codes, 5 positives, k = 100: 300 candidates a positive find the exhaustive
         ranking's whole top 100, 100 find 93% of it.) ``exhaustive=True`` scores every item, streamed
@@ -454,13 +456,9 @@ class HashClient:
         else:
             candidates = min(max(3 * k, 100), MAX_TOPK) if candidates is None else \
                 _positive_int(candidates, "candidates", MAX_TOPK)
-            anchors = cat.anchors(c)
-            near = self.store.search(self.collection, codes=anchors, k=candidates)
-            pool_ids = np.unique(near.ids[near.ids >= 0])
-            for s in range(0, pool_ids.size, 4096):
-                rec = self.store.get(self.collection, ids=pool_ids[s:s + 4096])
-                best.add(rec, cat.member_scores(rec.codes, c))
-            pool = int(pool_ids.size)
+            rec = self.store.neighbours(self.collection, codes=cat.anchors(c), k=candidates)
+            best.add(rec, cat.member_scores(rec.codes, c))
+            pool = len(rec)
         ids, sc, sources, labels = best.result()
         from .membership import probabilities
 

@@ -88,9 +88,10 @@ def scores(tables: np.ndarray, bias: float, codes: np.ndarray, *, chunk: int = 8
     """Scores ``float32 (n,)`` of library codes ``uint8 (n, L // 8)`` from :func:`byte_tables`."""
     codes = as_codes(codes, n_bits=tables.shape[0] * 8, argument="library codes")
     out = np.empty(codes.shape[0], np.float32)
-    cols = np.arange(tables.shape[0])
+    flat = np.ascontiguousarray(tables, np.float32).ravel()
+    offsets = np.arange(tables.shape[0], dtype=np.int32) * 256  # byte j's value v is flat[256 j + v]
     for s in range(0, codes.shape[0], chunk):
-        out[s:s + chunk] = tables[cols, codes[s:s + chunk]].sum(1) + bias
+        out[s:s + chunk] = np.take(flat, codes[s:s + chunk].astype(np.int32) + offsets).sum(1) + bias
     return out
 
 
@@ -142,12 +143,14 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
         neg = others if negatives is None else np.vstack([others, negatives]) if len(others) else negatives
         q = background_frequency(background, neg if len(neg) else None)
         W[c], bias[c] = log_odds_weights(pos, q, prior=prior)
-        # on the background's cached ±1 codes: a product each (exact integers for the distances)
-        nb_bg = (S_bg @ W[c] + bias[c]).astype(np.float32)
-        d_bg = ((L - S_bg @ signed_bits(pos).T) / 2).min(1).astype(np.float32)
+        # one product on the background's cached ±1 codes: the log-odds and the dot products with
+        # the positives (exact integers: the Hamming distances)
+        P = S_bg @ np.hstack([W[c][:, None], signed_bits(pos).T])
+        nb_bg = (P[:, 0] + bias[c]).astype(np.float32)
+        d_bg = ((L - P[:, 1:]) / 2).min(1).astype(np.float32)
         scale[c] = (nb_bg.mean(), max(nb_bg.std(), 1e-6), d_bg.mean(), max(d_bg.std(), 1e-6))
         # Platt on leave-one-out scores of the positives against the background and negatives
-        s_pos = np.array([_loo_score(pos, i, q, prior, scale[c]) for i in range(len(pos))]) if len(pos) > 1 else \
+        s_pos = loo_scores(pos, q, prior, scale[c]) if len(pos) > 1 else \
             member_scores(W[c], bias[c], scale[c], pos, pos)
         s_neg = combined(nb_bg, d_bg, scale[c])
         if len(neg):
@@ -160,13 +163,19 @@ def fit_membership(codes: np.ndarray, classes_of: np.ndarray, n_classes: int, *,
     return {"member_weights": W, "member_bias": bias, "member_scale": scale, "member_platt": platt}
 
 
-def _loo_score(pos: np.ndarray, i: int, q: np.ndarray, prior: float, scale: np.ndarray) -> float:
-    """The score of positive ``i`` under the model of the others (one code: a dot product, no tables)."""
-    rest = np.delete(pos, i, axis=0)
-    w, b = log_odds_weights(rest, q, prior=prior)
-    nb = np.float32(signed_bits(pos[i:i + 1])[0] @ w + b)
-    d = np.float32(hamming_distances(pos[i:i + 1], rest).min())
-    return float(combined(nb, d, scale))
+def loo_scores(pos: np.ndarray, q: np.ndarray, prior: float, scale: np.ndarray) -> np.ndarray:
+    """The score ``float64 (n,)`` of each positive under the model of the others (leave-one-out),
+    all at once: the others' bit counts are the total minus the positive's own bits."""
+    bits = unpack_bits(pos).astype(np.float64)                      # (n, L)
+    n = bits.shape[0] - 1
+    p = (bits.sum(0) - bits + prior * q) / (n + prior)             # (n, L): each row without its positive
+    lq = _logit(q)
+    w = ((_logit(p) - lq) / 2.0).astype(np.float32)
+    b = (np.log(p) + np.log1p(-p) - np.log(q) - np.log1p(-q)).sum(1) / 2.0
+    nb = np.einsum("ij,ij->i", (2 * bits - 1).astype(np.float32), w) + b.astype(np.float32)
+    d = hamming_distances(pos, pos).astype(np.float32)
+    np.fill_diagonal(d, np.inf)
+    return combined(nb.astype(np.float32), d.min(1), scale).astype(np.float64)
 
 
 def probabilities(platt: np.ndarray, s: np.ndarray) -> np.ndarray:

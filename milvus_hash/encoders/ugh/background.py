@@ -53,16 +53,26 @@ class Background:
             self._signed = signed_bits(self.codes)
         return self._signed
 
+    def _column_sums(self) -> None:
+        # one pass over the ±1 codes for both: sums of ±1 in float32 are exact below 2**24 codes
+        if len(self) == 0:
+            self._mean = np.zeros(self.n_bits, np.float32)
+            self._counts = np.zeros(self.n_bits, np.float64)
+            return
+        sums = self.signed().sum(0)
+        self._mean = sums / np.float32(len(self))
+        self._counts = (sums.astype(np.float64) + len(self)) / 2.0
+
     def mean(self) -> np.ndarray:
         """Mean ±1 code ``float32 (L,)`` (cached)."""
         if self._mean is None:
-            self._mean = self.signed().mean(0)
+            self._column_sums()
         return self._mean
 
     def bit_counts(self) -> np.ndarray:
         """How many codes have each bit set, ``float64 (L,)`` (cached)."""
         if self._counts is None:
-            self._counts = np.unpackbits(self.codes, axis=1).sum(0, dtype=np.float64)
+            self._column_sums()
         return self._counts
 
     def principal_directions(self, k: int, *, random_state=0) -> np.ndarray:

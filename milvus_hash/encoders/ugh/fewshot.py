@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import eigh
 
+from ...blas import single_threaded_blas
 from ...codes import as_codes, check_n_bits, pack_bits, signed_bits
 from ...errors import expected
 from ..rotation import itq_rotation
@@ -34,6 +35,11 @@ _CHUNK = 4096
 def span_cca(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float) -> np.ndarray:
     """Up to ``k`` unit directions ``(d, k')`` of ridge CCA between rows ``X`` and labels ``y``,
     ``k' = min(k, rank of the centred X)``, solved in the row space of ``X`` (cheap for d >> n)."""
+    with single_threaded_blas():  # n x n problems: threads cost more than they save
+        return _span_cca(X, y, k, ridge=ridge)
+
+
+def _span_cca(X: np.ndarray, y: np.ndarray, k: int, *, ridge: float) -> np.ndarray:
     Xc = X - X.mean(0)
     n = Xc.shape[0]
     classes, yi = np.unique(y, return_inverse=True)
