@@ -1,6 +1,7 @@
 """Ingestion throughput against the bare backbone forward pass, measured in the same run, and peak memory.
 
-1. ResNet-50 (``weights=None``; speed does not depend on the weights) at 224x224: PNG files on disk
+1. EfficientNet-Lite0 (the default backbone, its installed ImageNet weights) and ResNet-50
+   (``weights=None``; speed does not depend on the weights) at 224x224: PNG files on disk
    (256x256, Fashion-MNIST images scaled up) through the whole pipeline (decode in DataLoader workers,
    transform, CNN, encode with a 20,000-bit UGH-shaped library, upsert to Milvus Lite and to the local
    Milvus server) against the bare ``backbone(batch)`` on the same images already decoded and
@@ -179,7 +180,8 @@ class _Head:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=256, help="PNG images for the ResNet-50 comparison")
+    p.add_argument("--images", type=int, default=256, help="PNG images for the CNN comparisons")
+    p.add_argument("--cnn", nargs="*", default=["efficientnet_lite0", "resnet50"], help="CNN backbones to compare")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--idx-images", type=int, default=60_000, help="Fashion-MNIST images for the pixels comparison")
@@ -200,13 +202,15 @@ def main(argv=None) -> int:
         try:
             import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                resnet = get_backbone("resnet50", weights=None)
             source = write_pngs(Path(tmp) / "pngs", args.images)
-            results["resnet50"] = compare("ResNet-50 (weights=None), 224x224 from 256x256 PNG files", source, resnet,
-                                          shaped_library(2048), uris, args.batch_size, args.workers)
-            del resnet
+            for name in args.cnn:
+                weights = "DEFAULT" if name == "efficientnet_lite0" else None  # installed, no download
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cnn = get_backbone(name, weights=weights)
+                results[name] = compare(f"{name} (weights={weights}), 224x224 from 256x256 PNG files", source, cnn,
+                                        shaped_library(cnn.dim), uris, args.batch_size, args.workers)
+                del cnn
             Xtr, *_ = pixel_features()
             lib, _ = cached_library("pixels", Xtr, n_rounds=2000)
             idx = IdxSource(next(p for p in (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz",

@@ -3,8 +3,10 @@ library hyper-trained on them without labels -> codes ingested into Milvus -> im
 
 The images are a real sample written out as PNG files: Fashion-MNIST (300 training images per
 class) where Debian's ``dataset-fashion-mnist`` is installed, else scikit-learn's bundled digits
-(1,797 images), so it runs offline on a fresh machine. Features are the ``pixels`` extractor (no
-pretrained CNN can be downloaded everywhere). Every step reruns idempotently in ``workdir``.
+(1,797 images), so it runs offline on a fresh machine. Features come from the default backbone,
+EfficientNet-Lite0 with ImageNet weights installed with milvus-hash (no download), or the ``pixels``
+extractor (``backbone="pixels"``: raw pixels suit the 8x8 digits better). Every step reruns
+idempotently in ``workdir``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PIL import Image
 from milvus_hash import HashStore, hamming_topk
 from milvus_hash.encoders.ugh.library import UGHLibrary
 from milvus_hash.errors import expected
-from milvus_hash.features import backbone_record, get_backbone
+from milvus_hash.features import DEFAULT_BACKBONE, backbone_record, get_backbone
 
 from .features_folder import read_features
 from .idx import FASHION_MNIST_DIR
@@ -75,19 +77,25 @@ def write_sample(folder: Path, dataset: str, per_class: int = 300) -> tuple[Path
 
 def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", dataset: str = "auto",
              collection: str = "demo", rounds: int = 40, k: int = 10, n_queries: int = 5, seed: int = 0,
-             progress: bool = False, log=print) -> DemoReport:
+             backbone: str = DEFAULT_BACKBONE, progress: bool = False, log=print) -> DemoReport:
     """Run the demo (see the module doc); ``log`` receives one line per step."""
     if dataset == "auto":
         dataset = "fashion-mnist" if fashion_mnist_available() else "digits"
     if dataset not in ("digits", "fashion-mnist"):
         raise expected("dataset", "'auto', 'digits' or 'fashion-mnist'", repr(dataset))
+    if backbone not in (DEFAULT_BACKBONE, "pixels"):
+        raise expected("backbone", f"{DEFAULT_BACKBONE!r} or 'pixels'", repr(backbone))
     workdir = Path(workdir)
     folder, n = write_sample(workdir / f"images-{dataset}", dataset)
     log(f"1. images: {n:,} {dataset} PNG files in {folder}/<label>/")
 
     source = FolderSource(folder)
-    backbone = get_backbone("pixels", weights=None, size=8 if dataset == "digits" else 28)
-    feats = workdir / f"features-{dataset}"
+    backbone_name = backbone
+    if backbone_name == "pixels":
+        backbone = get_backbone("pixels", weights=None, size=8 if dataset == "digits" else 28)
+    else:
+        backbone = get_backbone(backbone_name, "DEFAULT")
+    feats = workdir / f"features-{dataset}-{backbone_name}"
     rep = extract(source, backbone=backbone, out=feats, workers=0, progress=progress)
     _, X, _, _, _ = read_features(feats)
     log(f"2. features: {X.shape[0]:,} x {X.shape[1]} ({backbone.name}) in {feats}/ ({rep.written:,} new)")
@@ -96,10 +104,10 @@ def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", data
     lib = UGHLibrary(n_rounds=rounds, n_subset=min(len(X), 20_000), n_categories=20, n_expand=20,
                      random_state=seed, progress=progress).fit(X)
     lib.features_ = backbone_record(backbone)
-    lib.save(workdir / f"library-{dataset}.npz")
+    lib_path = workdir / f"library-{dataset}-{backbone_name}.npz"
+    lib.save(lib_path)
     hyper_s = time.perf_counter() - t0
-    log(f"3. hyper-trained a UGH library of {lib.n_bits_} bits without labels in {hyper_s:.1f} s "
-        f"-> {workdir / f'library-{dataset}.npz'}")
+    log(f"3. hyper-trained a UGH library of {lib.n_bits_} bits without labels in {hyper_s:.1f} s -> {lib_path}")
 
     report = ingest(source, store=store, collection=collection, encoder=lib, backbone=backbone, workers=0,
                     progress=progress)

@@ -54,9 +54,11 @@ def expected(argument: str, what: str, received: object) -> InvalidInputError:
 
 
 class WeightsUnavailableError(MilvusHashError):
-    """Pretrained weights could not be obtained (no internet and nothing in the local cache).
+    """Pretrained weights could not be obtained (a download failed with nothing in the local cache,
+    or the package that carries them is not installed). The message says how to get them.
 
-    Retryable: the same call succeeds once the file can be downloaded or has been put in the cache.
+    Not retryable: running the same command again does not fix it; the step the message names does
+    (exit code 1 on the command line).
     """
 
-    retryable = True
+    retryable = False

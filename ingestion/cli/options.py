@@ -11,7 +11,9 @@ from milvus_hash import DEFAULT_URI, HashStore, MilvusHashError
 
 EXIT_ERROR, EXIT_RETRY = 1, 75
 #: ``milvus_hash.features.ARCHITECTURES``' names, here so that ``--help`` does not import torch.
-BACKBONES = ("alexnet", "pixels", "resnet18", "resnet50", "small_cnn", "vgg16")
+BACKBONES = ("alexnet", "efficientnet_lite0", "pixels", "resnet18", "resnet50", "small_cnn", "vgg16")
+#: ``milvus_hash.features.DEFAULT_BACKBONE``: ImageNet weights that install with the package.
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 class HashCliError(click.ClickException):
@@ -61,10 +63,13 @@ def backbone_options(fn):
     """--backbone, --weights, --device, --ten-crop, --size, --batch-size, --workers."""
     options = [
         click.option("--backbone", type=click.Choice(BACKBONES), default=None,
-                     help="Feature extractor [default: the encoder's, else resnet50]."),
+                     help=f"Feature extractor [default: the encoder's, else {DEFAULT_BACKBONE}: ImageNet weights "
+                          "installed with milvus-hash, no download]."),
         click.option("--weights", default=None,
-                     help="DEFAULT or a torchvision weights name (downloaded once to the torch hub cache), "
-                          "a state_dict file, or 'none' (random: tests only) [default: the encoder's, else DEFAULT]."),
+                     help="DEFAULT (efficientnet_lite0: the installed weights; torchvision backbones: downloaded "
+                          "once to the torch hub cache), a torchvision weights name, a state_dict file, or 'none' "
+                          "(random: tests only) [default: the encoder's, else DEFAULT; small_cnn has no "
+                          "pretrained weights: give a file or none]."),
         click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N."),
         click.option("--ten-crop", is_flag=True, help="Average the features of ten 224 crops (the UGH paper)."),
         click.option("--size", type=int, default=None, help="Side of the pixels extractor's image [default: 28]."),
@@ -99,7 +104,10 @@ def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | N
         if weights is None:
             resolved = recorded["weights"]
         size = size or recorded["size"]
-    backbone = backbone or "resnet50"
+    backbone = backbone or DEFAULT_BACKBONE
+    if backbone == "small_cnn" and weights is None and record is None:
+        raise click.UsageError("--weights: small_cnn has no pretrained weights; expected a state_dict file "
+                               "(benchmarks/base_cnn.py trains one) or 'none' (random: tests only), received nothing")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bb = get_backbone(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)

@@ -19,7 +19,8 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Encoder file to write (.pt).")
 @click.option("--bits", type=click.IntRange(8, 4096), default=None, help="Code length K, a multiple of 8 [config or 32].")
-@click.option("--backbone", type=click.Choice(["alexnet", "resnet18", "resnet50", "small_cnn", "vgg16"]), default=None,
+@click.option("--backbone", default=None,
+              type=click.Choice(["alexnet", "efficientnet_lite0", "resnet18", "resnet50", "small_cnn", "vgg16"]),
               help="The CNN trunk [config or vgg16].")
 @click.option("--weights", default=None,
               help="The trunk's initial weights: DEFAULT / a torchvision weights name, a state_dict file, or "

@@ -8,6 +8,7 @@ small 28x28 grayscale CNN and its supervised training.
 
 from .backbones import (
                         ARCHITECTURES,
+                        DEFAULT_BACKBONE,
                         Backbone,
                         RandomWeightsWarning,
                         Trunk,
@@ -18,5 +19,5 @@ from .backbones import (
                         resolve_device,
 )
 
-__all__ = ["ARCHITECTURES", "Backbone", "RandomWeightsWarning", "Trunk", "backbone_record", "get_backbone",
+__all__ = ["ARCHITECTURES", "DEFAULT_BACKBONE", "Backbone", "RandomWeightsWarning", "Trunk", "backbone_record", "get_backbone",
            "load_trunk", "open_image", "record_arguments", "resolve_device"]
