@@ -26,6 +26,16 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", "
 _ID_MASK = (1 << 63) - 1
 
 
+def _text(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes the file system gave that are not UTF-8 (decoded by
+    Python as surrogates) written as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def item_id(key: str) -> int:
     """Stable non-negative int64 id of a source key (first 63 bits of its SHA-256)."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & _ID_MASK
@@ -62,8 +72,12 @@ class FolderSource:
         self.labels = labels
 
     def items(self) -> list[Item]:
-        paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        rel = [p.relative_to(self.root).as_posix() for p in paths]
+        """Every path with an image extension that is not a directory, in sorted order. Files that
+        are not regular (broken or looping symbolic links, FIFOs) are items too: opening them fails
+        with the reason, which ingestion counts and lists. A file name that is not valid UTF-8 gets
+        a key with its undecodable bytes written ``\\xNN`` (Milvus stores UTF-8 text only)."""
+        paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+        rel = [_text(p.relative_to(self.root).as_posix()) for p in paths]
         use_labels = self.labels == "subfolders" or (self.labels == "auto" and rel and all("/" in r for r in rel))
         return [Item(r, r.split("/", 1)[0] if use_labels else None, {}, str(p)) for r, p in zip(rel, paths)]
 

@@ -107,3 +107,73 @@ def test_missing_or_unknown_sources(tmp_path):
     (tmp_path / "x.bin").write_bytes(b"")
     with pytest.raises(InvalidInputError, match="source: expected an image folder"):
         open_source(tmp_path / "x.bin")
+
+
+# ---- bad files: none fatal, each counted and listed with its reason ----
+
+def _bad_corpus(root):
+    """A folder holding every kind of bad file met so far, beside good ones; returns the expected
+    outcome per key: "ok" or a fragment of the reason."""
+    import os
+
+    rng = np.random.default_rng(0)
+    (root / "ok").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(root / "ok" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(
+        os.fsdecode(bytes(root / "ok") + b"/caf\xe9.png"))                       # a name that is not UTF-8
+    Image.fromarray(np.full((1, 20_000), 200, np.uint8), mode="L").save(root / "ok" / "line.png")  # 1 x 20,000
+    Image.fromarray((np.arange(28 * 28).reshape(28, 28) * 80).astype(np.uint16)).save(root / "ok" / "deep.png")
+    Image.fromarray(np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)).save(root / "ok" / "unit.tif")
+    bad = root / "bad"
+    bad.mkdir()
+    Image.fromarray(np.full((28, 28), 5e4, np.float32)).save(bad / "huge-float.tif")
+    Image.fromarray(np.full((28, 28), np.nan, np.float32)).save(bad / "nan.tif")
+    os.symlink(bad / "gone.png", bad / "broken.png")
+    os.symlink(bad / "loop.png", bad / "loop.png")
+    os.mkfifo(bad / "pipe.png")
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (bad / "folder.png").mkdir()  # a directory with an image extension: not an item
+    return {"ok/0.png": "ok", "ok/1.png": "ok", "ok/2.png": "ok", "ok/caf\\xe9.png": "ok", "ok/line.png": "ok",
+            "ok/deep.png": "ok", "ok/unit.tif": "ok", "bad/huge-float.tif": "values 50000 to 50000",
+            "bad/nan.tif": "NaN", "bad/broken.png": "broken symbolic link", "bad/loop.png": "cannot be read",
+            "bad/pipe.png": "not a regular file (a FIFO)", "bad/empty.png": "empty file",
+            "bad/corrupt.png": "UnidentifiedImageError"}
+
+
+def test_bad_files_are_counted_and_listed_with_their_reason_and_none_is_fatal(tmp_path):
+    from ingestion.pipeline import stream_features
+    from milvus_hash.features import get_backbone
+
+    expected_outcome = _bad_corpus(tmp_path / "corpus")
+    src = FolderSource(tmp_path / "corpus", labels=None)
+    items = src.items()
+    assert sorted(it.key for it in items) == sorted(expected_outcome)
+    for it in items:
+        it.key.encode("utf-8")  # every key is storable text
+    got, failed = [], {}
+    for its, feats, bad in stream_features(src, items, get_backbone("pixels", weights=None), batch_size=4, workers=2):
+        got += [it.key for it in its]
+        assert np.isfinite(feats).all()
+        failed.update({it.key: reason for it, reason in bad})
+    assert sorted(got) == sorted(k for k, v in expected_outcome.items() if v == "ok")
+    for key, fragment in expected_outcome.items():
+        if fragment != "ok":
+            assert fragment in failed[key], (key, failed[key])
+
+
+def test_wide_deep_and_float_images_are_read_as_the_8_bit_images_they_show(tmp_path):
+    from milvus_hash.features.images import MAX_ASPECT, open_image
+
+    _bad_corpus(tmp_path / "c")
+    line = open_image(tmp_path / "c" / "ok" / "line.png")
+    assert line.size == (MAX_ASPECT, 1) and np.asarray(line).max() == 200  # centre-cropped: bounded work
+    deep = np.asarray(open_image(tmp_path / "c" / "ok" / "deep.png"))
+    want = np.rint((np.arange(28 * 28).reshape(28, 28) * 80) / 257).astype(np.uint8)
+    assert deep.dtype == np.uint8 and np.array_equal(deep, want)  # not clipped to white
+    unit = np.asarray(open_image(tmp_path / "c" / "ok" / "unit.tif"))
+    assert unit.min() == 0 and unit.max() == 255  # not all black
+    square = Image.fromarray(np.arange(60 * 40, dtype=np.uint32).reshape(40, 60).astype(np.uint8), mode="L")
+    square.save(tmp_path / "plain.png")
+    assert np.array_equal(np.asarray(open_image(tmp_path / "plain.png")), np.asarray(square))  # untouched
