@@ -22,6 +22,28 @@ def test_refused_port_fails_fast_and_is_retryable():
     assert time.monotonic() - start < 3 + 2
 
 
+def test_credentials_inside_a_uri_are_used_and_never_shown(monkeypatch):
+    from click.testing import CliRunner
+
+    from ingestion.cli import cli
+    from milvus_hash.store.connection import resolve_uri, split_credentials
+
+    port = free_port()
+    assert split_credentials(f"http://alice:s%40cret@127.0.0.1:{port}/db") == (f"http://127.0.0.1:{port}/db",
+                                                                               "alice:s@cret")
+    assert split_credentials("http://127.0.0.1:19530") == ("http://127.0.0.1:19530", None)
+    target = resolve_uri(f"http://alice:s3cret@127.0.0.1:{port}")
+    assert target.credentials == "alice:s3cret" and "s3cret" not in f"{target} {target!r} {target.uri}"
+    with pytest.raises(MilvusUnavailableError) as err:
+        HashStore(f"http://alice:s3cret@127.0.0.1:{port}", timeout=2)
+    assert "s3cret" not in str(err.value) and "alice" not in str(err.value)
+    out = CliRunner().invoke(cli, ["info", "--uri", f"http://alice:s3cret@127.0.0.1:{port}", "--timeout", "2"])
+    assert out.exit_code == 75 and "s3cret" not in out.output, out.output
+    with pytest.raises(InvalidInputError) as err:
+        HashStore("ftp://alice:s3cret@host/x")
+    assert "s3cret" not in str(err.value)
+
+
 def test_silent_server_does_not_hang_beyond_the_timeout():
     """A port that accepts connections and never answers (a hung proxy, say)."""
     listener = socket.socket()

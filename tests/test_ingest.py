@@ -289,3 +289,48 @@ def test_client_defines_a_category_from_images_through_the_librarys_backbone(dig
     refused = run(*base)
     assert refused.exit_code == 1 and "'sevens' is defined on 'c' already: --replace redefines it" in refused.output
     assert run(*base, "--replace").exit_code == 0
+
+
+SIGINT_DRIVER = r"""
+import os, signal, sys
+from ingestion.sources import FolderSource
+opened = [0]
+real_open = FolderSource.open
+
+def open_then_ctrl_c(self, item):  # Ctrl-C in a terminal: SIGINT to the whole process group
+    opened[0] += 1
+    if opened[0] == 70:
+        os.killpg(os.getpgrp(), signal.SIGINT)
+    return real_open(self, item)
+
+FolderSource.open = open_then_ctrl_c
+from ingestion.cli import main
+sys.argv = ["milvus-hash", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.lite
+def test_ctrl_c_to_the_process_group_keeps_the_rows_on_milvus_lite_and_exits_130(digits_folder, library, tmp_path):
+    """The embedded Lite server runs in its own session: the terminal's SIGINT reaches the CLI, which
+    flushes what it computed and exits 130, and not the server, which would lose those rows."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "sigint.db"
+    args = ["ingest", str(digits_folder), "--collection", "c", "--encoder", str(library), "--uri", str(db),
+            "--workers", "0", "--batch-size", "8", "--quiet"]
+    t0 = time.monotonic()
+    run_ = subprocess.run([sys.executable, "-c", SIGINT_DRIVER, *args], capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert run_.returncode == 130, (run_.returncode, run_.stdout, run_.stderr[-2000:])
+    assert time.monotonic() - t0 < 60
+    written = int(re.search(r"ingested (\d+)", run_.stdout).group(1))
+    assert 0 < written < 150 and "Traceback" not in run_.stderr
+    with HashStore(str(db)) as store:
+        assert store.count("c") == written  # nothing computed before Ctrl-C was lost
+    rest = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--resume", "--quiet")
+    assert rest.exit_code == 0 and f"skipped {written} already stored" in rest.output, rest.output
+    with HashStore(str(db)) as store:
+        assert store.count("c") == 150

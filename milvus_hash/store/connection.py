@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -47,13 +48,31 @@ _UNAVAILABLE_MARKERS = ("fail connecting", "unavailable", "deadline", "connectio
 
 @dataclass(frozen=True)
 class Target:
-    """Where a store points: ``uri`` as pymilvus takes it and whether it is embedded Milvus Lite."""
+    """Where a store points: ``uri`` as pymilvus takes it and whether it is embedded Milvus Lite.
+    ``credentials`` (``user:password`` given inside the URI) are kept apart: never in ``uri``, in
+    ``str()`` or in ``repr()``, so no message or log line shows them."""
 
     uri: str
     embedded: bool
+    credentials: str | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"Milvus Lite at {self.uri}" if self.embedded else f"Milvus at {self.uri}"
+
+
+def split_credentials(uri: str) -> tuple[str, str | None]:
+    """``http://user:password@host:19530`` -> (``http://host:19530``, ``user:password``); a URI
+    without credentials is returned as it is, with None."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri, None
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return uri, None
+    userinfo, _, host = netloc.rpartition("@")
+    from urllib.parse import unquote
+
+    return f"{scheme}://{host}{slash}{path}", unquote(userinfo) or None
 
 
 def resolve_uri(uri: object) -> Target:
@@ -64,8 +83,9 @@ def resolve_uri(uri: object) -> Target:
     text = os.fspath(uri).strip()
     if not text:
         raise expected("uri", "a server URI or a local .db path", "an empty string")
+    text, credentials = split_credentials(text)
     if text.startswith(REMOTE_SCHEMES):
-        return Target(text, embedded=False)
+        return Target(text, embedded=False, credentials=credentials)
     if "://" in text:
         raise expected("uri", f"a scheme among {', '.join(REMOTE_SCHEMES)} or a local .db path", repr(text))
     path = Path(text).expanduser()
@@ -113,6 +133,31 @@ def translate_errors(action: str, target: Target, collection: str | None = None)
 _alias_counter = itertools.count()
 
 
+class _SessionSubprocess:
+    """``subprocess`` as Milvus Lite's launcher sees it: its embedded server starts in a session of
+    its own. Otherwise it shares the process group of the program that opened it, and Ctrl-C in a
+    terminal (SIGINT to the whole group) kills the server while the program is still writing: rows
+    lost, a 30 s hang. The server still stops with its program: it exits when the program's lock on
+    the database file goes, as on any exit (SIGKILL included)."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802 - subprocess's name
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _detach_lite_server() -> None:
+    try:
+        from milvus_lite import server as lite_server
+    except ImportError:  # pragma: no cover - no Milvus Lite on this platform
+        return
+    if getattr(lite_server, "subprocess", None) is subprocess:
+        lite_server.subprocess = _SessionSubprocess()
+
+
 class Connection:
     """A MilvusClient plus, where pymilvus still has it, an ORM alias for column-wise writes."""
 
@@ -120,6 +165,8 @@ class Connection:
         self.target = target
         self.timeout = timeout
         self._client_kwargs = client_kwargs
+        if target.embedded:
+            _detach_lite_server()
         self.client = self._retry_embedded(lambda: MilvusClient(uri=target.uri, timeout=timeout, **client_kwargs))
         self._alias: str | None = None
         self._orm: dict[str, object] = {}

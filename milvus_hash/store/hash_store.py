@@ -130,6 +130,8 @@ class HashStore:
         unknown = set(tls) - allowed_tls
         if unknown:
             raise expected("keyword arguments", f"TLS options among {sorted(allowed_tls)}", sorted(unknown))
+        if self.target.credentials and not (token or user or password):
+            token = self.target.credentials  # given inside the URI: used, never shown
         kwargs = {k: v for k, v in dict(token=token, user=user, password=password, db_name=db_name).items() if v}
         kwargs.update(tls)
         self.timeout = float(timeout)
