@@ -1,15 +1,21 @@
 """The ingestion pipeline: source -> decode (DataLoader workers) -> backbone features -> encoder ->
 packed codes -> Milvus, in batches, with bounded memory.
 
-Ids come from the items' keys (:func:`ingestion.sources.item_id`) and rows are written with upsert,
-so a rerun after a crash or Ctrl-C writes no duplicates; ``resume=True`` also skips the ids already
-stored (no CNN work for them). Images that cannot be read are counted and listed, never fatal.
+Ids come from the items' keys (:func:`ingestion.sources.item_id`: the source's name and the path)
+or, with ``ids="content"``, from the image files' SHA-256; rows are written with upsert, so a rerun
+after a crash or Ctrl-C writes no duplicates. Every row records its image's SHA-256 and where it
+came from (``content_sha256`` and ``origin`` in its metadata), so a run knows, before any CNN work,
+which images are new, which are unchanged (skipped), and which replace a stored row: the same file
+changed, or, for a key that holds a different image from another place (two folders of the same
+name), a conflict, which is listed and not written. ``resume=True`` skips stored ids without
+reading their files. Images that cannot be read are counted and listed, never fatal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -20,20 +26,33 @@ from milvus_hash.errors import expected
 from milvus_hash.features import Backbone, backbone_record
 
 from .features_folder import FeaturesWriter, stored_ids
-from .sources import Item, select_shard
+from .sources import Item, content_id, select_shard
 
 
 @dataclass
 class Report:
-    """What a run did. ``failed`` lists ``(key, reason)`` of unreadable images."""
+    """What a run did. ``written`` = ``new`` + ``replaced`` rows written; ``unchanged``: stored
+    already with the same content (or, with resume, stored at all), not read again; ``duplicates``:
+    content ids met twice in one run; ``failed`` lists ``(key, reason)`` of unreadable images;
+    ``conflicts`` lists ``(key, reason)`` of images whose key holds a different image from another
+    place (not written)."""
 
     total: int = 0
-    skipped: int = 0  # already stored (resume)
+    unchanged: int = 0
     written: int = 0
+    new: int = 0
+    replaced: int = 0
+    duplicates: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
     categories: list[str] = field(default_factory=list)  # materialized categories kept up to date
+
+    @property
+    def skipped(self) -> int:
+        """Images not written because they are stored already (unchanged or duplicates)."""
+        return self.unchanged + self.duplicates
 
     @property
     def rate(self) -> float:
@@ -42,15 +61,19 @@ class Report:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self, what: str = "ingested") -> str:
-        return (f"{what} {self.written:,}, skipped {self.skipped:,} already stored, failed {len(self.failed):,} "
-                f"of {self.total:,} in {self.seconds:.1f} s ({self.rate:,.1f} images/s)"
+        return (f"{what} {self.written:,} (new {self.new:,}, replaced {self.replaced:,}), unchanged "
+                f"{self.unchanged:,}" + (f", duplicates {self.duplicates:,}" if self.duplicates else "")
+                + (f", conflicts {len(self.conflicts):,}" if self.conflicts else "")
+                + f", failed {len(self.failed):,} of {self.total:,} in {self.seconds:.1f} s ({self.rate:,.1f} images/s)"
                 + (f"; kept {len(self.categories)} materialized categor{'y' if len(self.categories) == 1 else 'ies'} "
                    f"up to date ({', '.join(self.categories)})" if self.categories else "")
-                + (" - interrupted, rerun with --resume to finish" if self.interrupted else ""))
+                + (" - interrupted, rerun to finish" if self.interrupted else ""))
 
     def to_dict(self) -> dict:
-        return {"total": self.total, "skipped": self.skipped, "written": self.written, "failed": len(self.failed),
-                "failures": [{"key": k, "reason": r} for k, r in self.failed], "seconds": round(self.seconds, 3),
+        return {"total": self.total, "written": self.written, "new": self.new, "replaced": self.replaced,
+                "unchanged": self.unchanged, "duplicates": self.duplicates, "skipped": self.skipped,
+                "failed": len(self.failed), "failures": [{"key": k, "reason": r} for k, r in self.failed],
+                "conflicts": [{"key": k, "reason": r} for k, r in self.conflicts], "seconds": round(self.seconds, 3),
                 "images_per_second": round(self.rate, 2), "interrupted": self.interrupted,
                 "categories": list(self.categories)}
 
@@ -108,7 +131,7 @@ def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: i
     if resume:
         have = stored_ids(out)
         todo = [it for it in items if it.id not in have]
-        report.skipped = len(items) - len(todo)
+        report.unchanged = len(items) - len(todo)
         items = todo
     buf: list = []
     bar = _progress(len(items), "features", progress)
@@ -128,6 +151,7 @@ def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: i
                 buf.append((its, feats))
             rows += len(its)
             report.written += len(its)
+            report.new += len(its)
             if rows >= part_rows:
                 flush()
                 rows = 0
@@ -168,9 +192,67 @@ class _Writer:
         self.pool.shutdown(wait=True)
 
 
+def _digest(source, item: Item) -> str:
+    return hashlib.sha256(source.content(item)).hexdigest()
+
+
+def _triage(source, store, collection: str, items: list[Item], *, resume: bool, ids: str,
+            report: Report) -> tuple[list[Item], dict[int, dict]]:
+    """The items to encode and the metadata each row gets (the item's, its ``content_sha256`` and
+    ``origin``); counts the unchanged, duplicates, conflicts and unreadable files in ``report``.
+    Files are read (hashed) but not decoded: no CNN work for what is not written."""
+    if ids not in ("path", "content"):
+        raise expected("ids", "'path' or 'content'", repr(ids))
+    if resume and ids == "path" and items:  # trust the stored ids: no file is read for them
+        missing = set(store.get(collection, ids=np.array([it.id for it in items], np.int64), with_codes=False)
+                      .missing.tolist())
+        report.unchanged += sum(1 for it in items if it.id not in missing)
+        items = [it for it in items if it.id in missing]
+    if not hasattr(source, "content"):  # a source that cannot give its bytes: every item is written
+        if ids == "content":
+            raise expected("ids", "'path' for a source without a content() method", repr(ids))
+        return items, {it.id: dict(it.metadata) for it in items}
+    hashed, digests, seen = [], {}, set()
+    for it in items:
+        try:
+            digest = _digest(source, it)
+        except (OSError, ValueError) as exc:  # unreadable: listed with its reason, as when decoding
+            report.failed.append((it.key, f"{type(exc).__name__}: {exc}"))
+            continue
+        if ids == "content":
+            it = replace(it, uid=content_id(digest))
+            if it.id in seen:  # the same image twice in this run
+                report.duplicates += 1
+                continue
+            seen.add(it.id)
+        hashed.append(it)
+        digests[it.id] = digest
+    stored: dict[int, dict] = {}
+    for s in range(0, len(hashed), 4096):
+        rec = store.get(collection, ids=np.array([it.id for it in hashed[s:s + 4096]], np.int64), with_codes=False)
+        stored.update(zip(rec.ids.tolist(), rec.metadata))
+    todo, meta = [], {}
+    for it in hashed:
+        origin = source.origin(it)
+        old = stored.get(it.id)
+        row = {**it.metadata, "content_sha256": digests[it.id], "origin": origin}
+        if old is not None:
+            if old.get("content_sha256") == digests[it.id]:
+                report.unchanged += 1
+                continue
+            if ids == "path" and old.get("origin") not in (None, origin):
+                report.conflicts.append((it.key, f"its id already holds a different image, from {old['origin']}; "
+                                                 "give this source another name (--source-name) to keep both"))
+                continue
+            row["_replaces"] = True  # the same place, new content (or a row without a recorded hash)
+        todo.append(it)
+        meta[it.id] = row
+    return todo, meta
+
+
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
-           workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, features_out=None,
-           write_rows: int = 2048, progress: bool = True) -> Report:
+           workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, ids: str = "path",
+           features_out=None, write_rows: int = 2048, progress: bool = True) -> Report:
     """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
 
     Args:
@@ -179,8 +261,10 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         encoder: a fitted encoder on the backbone's features (``transform`` and ``encoder_spec``), or
             a fitted :class:`milvus_hash.encoders.uth.UTHEncoder` (its own backbone: leave ``backbone`` out).
         backbone: the feature extractor (:func:`.backbones.get_backbone`).
-        shard: ``(I, N)``: only the items whose id is I modulo N.
-        resume: skip the ids the collection already holds.
+        shard: ``(I, N)``: only the items whose key's id is I modulo N.
+        resume: skip the ids the collection already holds without reading their files.
+        ids: ``"path"`` (from the key: the source's name and the path) or ``"content"`` (from the
+            image's SHA-256: the same image is stored once, whatever its path).
         features_out: also keep the float features in this features folder.
         write_rows: rows per write to Milvus.
     """
@@ -201,12 +285,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     categories = materialized_categories(store, collection) if spec.kind == "ugh" else None
     items = select_shard(source.items(), shard)
     report = Report(total=len(items), categories=[c.name for c in categories.categories] if categories else [])
-    if resume and items:
-        missing = set(store.get(collection, ids=np.array([it.id for it in items], np.int64), with_codes=False)
-                      .missing.tolist())
-        todo = [it for it in items if it.id in missing]
-        report.skipped = len(items) - len(todo)
-        items = todo
+    items, meta = _triage(source, store, collection, items, resume=resume, ids=ids, report=report)
     writer = FeaturesWriter(features_out, backbone_record(backbone)) if features_out is not None else None
     bar = _progress(len(items), f"ingest -> {collection}", progress)
 
@@ -216,13 +295,17 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         codes = encoder.transform(feats)
         ids = np.array([it.id for it in its], np.int64)
         store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
-                     labels=[it.label for it in its], metadata=[it.metadata for it in its])
+                     labels=[it.label for it in its], metadata=[meta[it.id] for it in its])
         if categories:
             categories.write(ids=ids, codes=codes, sources=[it.key for it in its], labels=[it.label for it in its])
         if writer is not None:
             writer.write(ids, feats, [it.key for it in its], [it.label for it in its])
         report.written += len(its)
+        replaced = sum(1 for it in its if it.id in replacing)
+        report.replaced += replaced
+        report.new += len(its) - replaced
 
+    replacing = {it.id for it in items if meta[it.id].pop("_replaces", False)}
     # encoding and writing run in one background thread, overlapping the next batches' decoding and
     # CNN (numpy, torch and gRPC release the GIL); at most one write is in flight, so memory stays bounded
     with _Writer(write) as background:

@@ -1,9 +1,14 @@
 """Where images come from: an image folder, a CSV/JSONL manifest, or IDX files.
 
 A source lists :class:`Item` s in a deterministic order and opens each as a PIL image. Every item has
-a stable ``key`` (the path relative to the folder or manifest, or ``file#index`` for IDX) from which
-its Milvus id is derived (:func:`item_id`), so a rerun finds the same ids: ingestion is idempotent and
-resumable, and ``--shard I/N`` splits a source by id without any coordination between workers.
+a stable ``key``: the source's *name* (by default the folder's name, or the manifest's or IDX file's),
+then the path relative to the folder or manifest (``letters/Q/x.png``), or ``name#index`` for IDX.
+Its Milvus id is derived from the key (:func:`item_id`), so a rerun finds the same ids: ingestion is
+idempotent and resumable, and ``--shard I/N`` splits a source by key without any coordination
+between workers. Two folders of the same name give the same keys: ingestion notices when such a key
+already holds a different image from elsewhere and refuses to merge them (give one a ``name``).
+With content ids (:func:`content_id`, ``ingest --ids content``) the id is the image file's SHA-256
+instead: the same image is stored once, whatever its path.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from milvus_hash.errors import expected
-from milvus_hash.features.images import open_image
+from milvus_hash.features.images import check_regular_file, open_image
 
 from .idx import read_idx
 
@@ -41,19 +46,38 @@ def item_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & _ID_MASK
 
 
+def content_id(digest: str) -> int:
+    """The non-negative int64 id of an image's content: the first 63 bits of its SHA-256 (hex)."""
+    return int(digest[:16], 16) & _ID_MASK
+
+
+def check_source_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 200 or any(c in name for c in "/#\\\n") \
+            or name in (".", ".."):
+        raise expected("source name", "1-200 characters without '/', '#', '\\' or a line break", repr(name))
+    return name
+
+
+def _default_name(path: Path) -> str:
+    name = _text(path.resolve().name) or "root"
+    return name.replace("#", "_")
+
+
 @dataclass(frozen=True)
 class Item:
-    """One image of a source: ``key`` (stable, unique in the source), ``id`` (from the key), ``label``
-    (or None), ``metadata`` (JSON-serialisable), and ``ref``: how the source opens it."""
+    """One image of a source: ``key`` (stable, unique in the source), ``id`` (from the key, or from
+    the content when ``uid`` is set), ``label`` (or None), ``metadata`` (JSON-serialisable), and
+    ``ref``: how the source opens it."""
 
     key: str
     label: str | None = None
     metadata: dict = field(default_factory=dict)
     ref: object = None
+    uid: int | None = None  # the id when it is not the key's (content ids)
 
     @property
     def id(self) -> int:
-        return item_id(self.key)
+        return item_id(self.key) if self.uid is None else self.uid
 
 
 class FolderSource:
@@ -62,7 +86,7 @@ class FolderSource:
 
     kind = "folder"
 
-    def __init__(self, root: str | Path, *, labels: str | None = "auto"):
+    def __init__(self, root: str | Path, *, labels: str | None = "auto", name: str | None = None):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise expected("source", "an existing image folder, manifest (.csv/.jsonl) or IDX file",
@@ -70,6 +94,7 @@ class FolderSource:
         if labels not in ("auto", "subfolders", None):
             raise expected("labels", "'auto', 'subfolders' or None", repr(labels))
         self.labels = labels
+        self.name = _default_name(self.root) if name is None else check_source_name(name)
 
     def items(self) -> list[Item]:
         """Every path with an image extension that is not a directory, in sorted order. Files that
@@ -79,13 +104,23 @@ class FolderSource:
         paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
         rel = [_text(p.relative_to(self.root).as_posix()) for p in paths]
         use_labels = self.labels == "subfolders" or (self.labels == "auto" and rel and all("/" in r for r in rel))
-        return [Item(r, r.split("/", 1)[0] if use_labels else None, {}, str(p)) for r, p in zip(rel, paths)]
+        return [Item(f"{self.name}/{r}", r.split("/", 1)[0] if use_labels else None, {}, str(p))
+                for r, p in zip(rel, paths)]
+
+    def origin(self, item: Item) -> str:
+        """Where the item's image is: its absolute path."""
+        return _text(str(Path(item.ref).absolute()))
+
+    def content(self, item: Item) -> bytes:
+        """The image file's bytes (nothing is read from what is not a regular file)."""
+        check_regular_file(item.ref)
+        return Path(item.ref).read_bytes()
 
     def open(self, item: Item) -> Image.Image:
         return open_image(item.ref)
 
     def __repr__(self) -> str:
-        return f"FolderSource({str(self.root)!r})"
+        return f"FolderSource({str(self.root)!r}, name={self.name!r})"
 
 
 class ManifestSource(FolderSource):
@@ -95,11 +130,12 @@ class ManifestSource(FolderSource):
 
     kind = "manifest"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, name: str | None = None):
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise expected("source", "an existing manifest file (.csv or .jsonl)", f"{str(path)!r}")
         self.root = self.path.parent
+        self.name = _default_name(self.path.with_suffix("")) if name is None else check_source_name(name)
 
     def _rows(self):
         if self.path.suffix.lower() == ".csv":
@@ -132,7 +168,7 @@ class ManifestSource(FolderSource):
             meta = row.pop("metadata", None) if isinstance(row.get("metadata"), dict) else None
             meta = {**(meta or {}), **{k: v for k, v in row.items() if v not in (None, "")}}
             full = (self.root / rel) if not Path(rel).is_absolute() else Path(rel)
-            key = Path(rel).as_posix()
+            key = f"{self.name}/{Path(rel).as_posix().lstrip('/')}"
             if key in seen:
                 continue
             seen.add(key)
@@ -140,7 +176,7 @@ class ManifestSource(FolderSource):
         return out
 
     def __repr__(self) -> str:
-        return f"ManifestSource({str(self.path)!r})"
+        return f"ManifestSource({str(self.path)!r}, name={self.name!r})"
 
 
 class IdxSource:
@@ -149,7 +185,7 @@ class IdxSource:
 
     kind = "idx"
 
-    def __init__(self, path: str | Path, labels_path: str | Path | None = None):
+    def __init__(self, path: str | Path, labels_path: str | Path | None = None, *, name: str | None = None):
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise expected("source", "an existing IDX images file", f"{str(path)!r}")
@@ -163,7 +199,7 @@ class IdxSource:
         self.labels = read_idx(labels_path) if labels_path is not None else None
         if self.labels is not None and self.labels.shape != (len(self.images),):
             raise expected("labels_path", f"{len(self.images)} labels", f"shape {self.labels.shape}")
-        self.name = self.path.name.removesuffix(".gz")
+        self.name = self.path.name.removesuffix(".gz") if name is None else check_source_name(name)
 
     def items(self) -> list[Item]:
         labels = self.labels.tolist() if self.labels is not None else [None] * len(self.images)
@@ -171,6 +207,14 @@ class IdxSource:
 
     def open(self, item: Item) -> Image.Image:
         return Image.fromarray(self.images[item.ref], mode="L")
+
+    def origin(self, item: Item) -> str:
+        return f"{self.path.absolute()}#{item.ref}"
+
+    def content(self, item: Item) -> bytes:
+        """The image's pixels with their shape (an IDX image has no file of its own)."""
+        a = self.images[item.ref]
+        return f"{a.shape}".encode() + a.tobytes()
 
     def __repr__(self) -> str:
         return f"IdxSource({str(self.path)!r})"
@@ -190,20 +234,20 @@ class SourceImages:
         return self.source.open(self.items[i])
 
 
-def open_source(spec: str | Path, *, labels: str | None = "auto"):
+def open_source(spec: str | Path, *, labels: str | None = "auto", name: str | None = None):
     """The source a path names: a folder, a ``.csv``/``.jsonl`` manifest, or an IDX file (``*-idx3-ubyte``,
-    optionally ``.gz``)."""
+    optionally ``.gz``); ``name`` (default: the folder's or file's name) begins every key."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        return FolderSource(path, labels=labels)
-    name = path.name.lower()
+        return FolderSource(path, labels=labels, name=name)
+    lower = path.name.lower()
     if not path.exists():
         raise expected("source", "an existing image folder, manifest (.csv/.jsonl) or IDX file",
                        f"{str(spec)!r}, which does not exist")
-    if name.endswith((".csv", ".jsonl")):
-        return ManifestSource(path)
-    if "idx3" in name or name.endswith((".idx", ".idx.gz")):
-        return IdxSource(path)
+    if lower.endswith((".csv", ".jsonl")):
+        return ManifestSource(path, name=name)
+    if "idx3" in lower or lower.endswith((".idx", ".idx.gz")):
+        return IdxSource(path, name=name)
     raise expected("source", "an image folder, a .csv/.jsonl manifest or an IDX file (*-idx3-ubyte[.gz])",
                    repr(str(spec)))
 
@@ -222,10 +266,11 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def select_shard(items: list[Item], shard: tuple[int, int]) -> list[Item]:
-    """The items of shard ``I`` of ``N``: those whose id is ``I`` modulo ``N`` (deterministic)."""
+    """The items of shard ``I`` of ``N``: those whose key's id is ``I`` modulo ``N`` (deterministic;
+    known before any file is read, whatever ids the items are stored under)."""
     i, n = shard
-    return items if n == 1 else [it for it in items if it.id % n == i]
+    return items if n == 1 else [it for it in items if item_id(it.key) % n == i]
 
 
-__all__ = ["SourceImages", "FolderSource", "IdxSource", "Item", "ManifestSource", "item_id", "open_source", "parse_shard",
-           "select_shard"]
+__all__ = ["SourceImages", "FolderSource", "IdxSource", "Item", "ManifestSource", "check_source_name", "content_id",
+           "item_id", "open_source", "parse_shard", "select_shard"]

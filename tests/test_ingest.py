@@ -66,8 +66,8 @@ def test_cli_ingest_search_and_rerun(digits_folder, library, uri):
     name = f"t_{uuid.uuid4().hex[:10]}"
     first = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet")
     assert first.exit_code == 0, first.output
-    assert "ingested 150, skipped 0 already stored, failed 1 of 151" in first.output
-    assert "skipped 3/corrupt.png" in first.output
+    assert "ingested 150 (new 150, replaced 0), unchanged 0, failed 1 of 151" in first.output
+    assert "skipped digits/3/corrupt.png" in first.output
     with HashStore(uri) as store:
         assert store.count(name) == 150
         assert store.describe_collection(name).encoder == load_encoder(library).encoder_spec()
@@ -75,17 +75,17 @@ def test_cli_ingest_search_and_rerun(digits_folder, library, uri):
     query = next((digits_folder / "7").glob("*.png"))
     hits = json.loads(run("search", "--collection", name, "--image", query, "--encoder", library, "--uri", uri,
                           "-k", "5", "--json").output)["hits"]
-    mine = [h for h in hits if h["source"] == f"7/{query.name}"]
+    mine = [h for h in hits if h["source"] == f"digits/7/{query.name}"]
     assert mine and mine[0]["distance"] == 0 and mine[0]["label"] == "7"
     assert hits[0]["distance"] == 0
     by_id = json.loads(run("search", "--collection", name, "--id", mine[0]["id"], "--uri", uri, "--json").output)
     assert by_id["hits"][0]["distance"] == 0 and mine[0]["id"] in [h["id"] for h in by_id["hits"] if h["distance"] == 0]
-    # rerun: same ids, no duplicates; --resume skips everything stored
+    # rerun: same ids, no duplicates, unchanged images not encoded again; --resume does not even read them
     again = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet")
-    assert again.exit_code == 0 and "ingested 150" in again.output
+    assert again.exit_code == 0 and "ingested 0 (new 0, replaced 0), unchanged 150, failed 1" in again.output
     resumed = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet",
                   "--resume")
-    assert "ingested 0, skipped 150 already stored" in resumed.output
+    assert "ingested 0 (new 0, replaced 0), unchanged 150" in resumed.output
     with HashStore(uri) as store:
         assert store.count(name) == 150
         store.drop_collection(name)
@@ -119,7 +119,7 @@ def test_interrupted_ingest_resumes_and_loses_nothing(digits_folder, library, ur
         assert store.count(name) == report.written  # what was computed before Ctrl-C was kept
         rest = ingest(src, store=store, collection=name, encoder=encoder, backbone=backbone, resume=True,
                       workers=0, progress=False)
-        assert not rest.interrupted and rest.skipped == report.written and rest.written == 150 - report.written
+        assert not rest.interrupted and rest.unchanged == report.written and rest.written == 150 - report.written
         assert store.count(name) == 150
         ids = np.array([it.id for it in src.items() if "corrupt" not in it.key])
         got = store.get(name, ids=ids)
@@ -155,10 +155,13 @@ def test_crash_then_plain_rerun_writes_no_duplicates(digits_folder, library, tmp
         with pytest.raises(RuntimeError, match="simulated crash"):
             ingest(src, store=store, collection="c", encoder=FailingEncoder(encoder, 3), backbone=backbone,
                    batch_size=16, workers=0, write_rows=32, progress=False)
-        assert 32 <= store.count("c") < 150  # two writes landed before the crash
+        landed = store.count("c")
+        assert 32 <= landed < 150  # two writes landed before the crash
         report = ingest(src, store=store, collection="c", encoder=encoder, backbone=backbone, workers=2,
                         progress=False)
-        assert report.written == 150 and len(report.failed) == 1
+        # the rerun finds what landed unchanged (its files hashed, not decoded) and writes the rest
+        assert report.unchanged == landed and report.written == report.new == 150 - landed
+        assert len(report.failed) == 1
         assert store.count("c") == 150
 
 
@@ -200,7 +203,7 @@ def test_kept_features_retrain_the_same_library_without_the_cnn(digits_folder, l
     res = run("features", digits_folder, "--out", tmp_path / "f2", "--backbone", "pixels", "--size", "8", "--quiet")
     assert "extracted 150" in res.output
     res = run("features", digits_folder, "--out", tmp_path / "f2", "--backbone", "pixels", "--size", "8", "--quiet")
-    assert "extracted 0, skipped 150" in res.output
+    assert "extracted 0 (new 0, replaced 0), unchanged 150" in res.output
     np.testing.assert_array_equal(read_features(tmp_path / "f2")[1], X)
 
 
@@ -257,12 +260,12 @@ def test_client_defines_a_category_from_images_through_the_librarys_backbone(dig
         by_image = client.score("sevens", images=sevens[5:])
         src = open_source(digits_folder)
         ids = {it.key: it.id for it in src.items()}
-        by_id = client.score("sevens", ids=[ids[f"7/{p.name}"] for p in sevens[5:]])
+        by_id = client.score("sevens", ids=[ids[f"digits/7/{p.name}"] for p in sevens[5:]])
         np.testing.assert_allclose(by_image, by_id)  # an image is encoded as it was at ingestion
         client.materialize("sevens")
         got = client.search("sevens", images=[sevens[6]], k=5, mode="materialized")
         assert got.distances[0][0] == 0 and cat.classes == ["sevens"]
-        others = [ids[it.key] for it in src.items() if not it.key.startswith("7/") and "corrupt" not in it.key]
+        others = [ids[it.key] for it in src.items() if not it.key.startswith("digits/7/") and "corrupt" not in it.key]
         assert by_id.mean() > client.score("sevens", ids=others).mean()
         # images as uint8 arrays (one HxW, a stack n x H x W, a list) and as PIL images: the same codes
         arrays = np.stack([np.asarray(Image.open(p)) for p in sevens[5:]])
@@ -276,7 +279,7 @@ def test_client_defines_a_category_from_images_through_the_librarys_backbone(dig
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", described["created_at"])
         # a plain similarity search from the same image: the library-code neighbours, itself first
         plain = client.similar(images=sevens[6], k=5, ties="id")
-        assert plain.ids[0][0] == ids[f"7/{sevens[6].name}"] and plain.distances[0][0] == 0
+        assert plain.ids[0][0] == ids[f"digits/7/{sevens[6].name}"] and plain.distances[0][0] == 0
         lib_ids, lib_codes = map(np.concatenate, zip(*client.store.iter_codes("c")))
         ref = hamming_topk(client.items(ids=plain.ids[0][:1]).codes, lib_codes, k=5, ids=lib_ids)
         np.testing.assert_array_equal(plain.ids, ref.ids)
@@ -331,6 +334,61 @@ def test_ctrl_c_to_the_process_group_keeps_the_rows_on_milvus_lite_and_exits_130
     with HashStore(str(db)) as store:
         assert store.count("c") == written  # nothing computed before Ctrl-C was lost
     rest = run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--resume", "--quiet")
-    assert rest.exit_code == 0 and f"skipped {written} already stored" in rest.output, rest.output
+    assert rest.exit_code == 0 and f"unchanged {written}," in rest.output, rest.output
     with HashStore(str(db)) as store:
         assert store.count("c") == 150
+
+
+@pytest.mark.lite
+def test_ids_never_merge_two_different_images_and_the_summary_counts_new_unchanged_replaced(library, tmp_path):
+    """The issue's case (letters/Q/x.png, then batch2/Q/x.png), two folders of the same name, a file
+    changed in place, and content ids that store one image once whatever its path."""
+
+    def picture(path, seed):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8), mode="L").save(path)
+
+    picture(tmp_path / "letters" / "Q" / "x.png", 1)
+    picture(tmp_path / "letters" / "Q" / "y.png", 2)
+    picture(tmp_path / "batch2" / "Q" / "x.png", 3)           # same relative path, another image
+    picture(tmp_path / "elsewhere" / "letters" / "Q" / "x.png", 4)  # same folder name and path, another image
+    db = tmp_path / "ids.db"
+
+    def ingest_(folder, *extra):
+        res = run("ingest", folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet", "--workers", "0",
+                  *extra)
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    assert "ingested 2 (new 2, replaced 0), unchanged 0" in ingest_(tmp_path / "letters")
+    assert "ingested 1 (new 1, replaced 0), unchanged 0" in ingest_(tmp_path / "batch2")
+    assert "ingested 0 (new 0, replaced 0), unchanged 2" in ingest_(tmp_path / "letters")  # a rerun
+    clash = ingest_(tmp_path / "elsewhere" / "letters")
+    assert "ingested 0 (new 0, replaced 0), unchanged 0, conflicts 1" in clash
+    assert "conflict letters/Q/x.png" in clash and "--source-name" in clash
+    assert "ingested 1 (new 1, replaced 0)" in ingest_(tmp_path / "elsewhere" / "letters", "--source-name", "letters-b")
+    picture(tmp_path / "letters" / "Q" / "y.png", 5)  # the file changes where it is: its row is replaced
+    assert "ingested 1 (new 0, replaced 1), unchanged 1" in ingest_(tmp_path / "letters")
+    from ingestion.sources import FolderSource
+    from milvus_hash.features import get_backbone
+
+    bb = get_backbone("pixels", weights=None, size=8)
+    with HashStore(str(db)) as store:
+        assert store.count("c") == 4  # four different images, none merged
+        items = FolderSource(tmp_path / "letters").items() + FolderSource(tmp_path / "batch2").items()
+        got = store.get("c", ids=[it.id for it in items])
+        rows = {source: (meta, code) for source, meta, code in zip(got.sources, got.metadata, got.codes)}
+        assert set(rows) == {"letters/Q/x.png", "letters/Q/y.png", "batch2/Q/x.png"}
+        y = Image.open(tmp_path / "letters" / "Q" / "y.png")
+        np.testing.assert_array_equal(rows["letters/Q/y.png"][1], load_encoder(library).transform(bb.extract([y]))[0])
+        assert rows["letters/Q/x.png"][0]["origin"] == str(tmp_path / "letters" / "Q" / "x.png")
+        assert len(rows["letters/Q/x.png"][0]["content_sha256"]) == 64
+    # content ids: the same image under two paths is one row
+    picture(tmp_path / "dups" / "a.png", 7)
+    picture(tmp_path / "dups" / "sub" / "b.png", 7)
+    picture(tmp_path / "dups2" / "c.png", 7)
+    out = ingest_(tmp_path / "dups", "--ids", "content", "--labels", "none")
+    assert "ingested 1 (new 1, replaced 0), unchanged 0, duplicates 1" in out
+    assert "ingested 0 (new 0, replaced 0), unchanged 1" in ingest_(tmp_path / "dups2", "--ids", "content")
+    with HashStore(str(db)) as store:
+        assert store.count("c") == 5

@@ -28,9 +28,14 @@ def test_folder_labels_from_subfolders_and_stable_keys(tmp_path):
     src = open_source(root)
     assert isinstance(src, FolderSource)
     items = src.items()
-    assert [it.key for it in items] == [f"{lab}/{i}.png" for lab in ("cat", "dog") for i in range(3)]
+    assert [it.key for it in items] == [f"imgs/{lab}/{i}.png" for lab in ("cat", "dog") for i in range(3)]
     assert [it.label for it in items] == ["cat"] * 3 + ["dog"] * 3
-    assert items[0].id == item_id("cat/0.png") and 0 <= items[0].id < 2 ** 63
+    assert items[0].id == item_id("imgs/cat/0.png") and 0 <= items[0].id < 2 ** 63
+    named = open_source(root, name="batch2").items()  # the source's name begins every key
+    assert named[0].key == "batch2/cat/0.png" and named[0].id != items[0].id
+    for bad in ("", "a/b", "x#1", "..", 7):
+        with pytest.raises(InvalidInputError, match="source name: expected"):
+            open_source(root, name=bad)
     assert src.open(items[4]).size == (6, 6)
     # a file at the top level: no labels with "auto", the first folder with "subfolders"
     Image.new("RGB", (4, 4)).save(root / "top.png")
@@ -41,8 +46,10 @@ def test_folder_labels_from_subfolders_and_stable_keys(tmp_path):
 
 def test_ids_do_not_depend_on_where_the_folder_lives(tmp_path):
     a = [it.id for it in open_source(make_folder(tmp_path / "a")).items()]
-    b = [it.id for it in open_source(make_folder(tmp_path / "elsewhere" / "b")).items()]
-    assert a == b and len(set(a)) == len(a)
+    moved = [it.id for it in open_source(make_folder(tmp_path / "elsewhere" / "a")).items()]
+    assert a == moved and len(set(a)) == len(a)
+    other = [it.id for it in open_source(make_folder(tmp_path / "b")).items()]  # another folder: other ids
+    assert not set(a) & set(other)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -61,7 +68,7 @@ def test_manifest_with_labels_and_metadata(tmp_path, fmt):
     items = src.items()
     assert [it.label for it in items] == ["cat", None, "dog"]
     assert [it.metadata for it in items] == [{"camera": "a"}, {"camera": "b"}, {}]
-    assert items[0].key == "imgs/cat/0.png"
+    assert items[0].key == "m/imgs/cat/0.png"  # the manifest's name, then the path it gives
     assert src.open(items[2]).size == (6, 6)
 
 
@@ -135,11 +142,12 @@ def _bad_corpus(root):
     (bad / "empty.png").write_bytes(b"")
     (bad / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (bad / "folder.png").mkdir()  # a directory with an image extension: not an item
-    return {"ok/0.png": "ok", "ok/1.png": "ok", "ok/2.png": "ok", "ok/caf\\xe9.png": "ok", "ok/line.png": "ok",
-            "ok/deep.png": "ok", "ok/unit.tif": "ok", "bad/huge-float.tif": "values 50000 to 50000",
-            "bad/nan.tif": "NaN", "bad/broken.png": "broken symbolic link", "bad/loop.png": "cannot be read",
-            "bad/pipe.png": "not a regular file (a FIFO)", "bad/empty.png": "empty file",
-            "bad/corrupt.png": "UnidentifiedImageError"}
+    return {f"corpus/{k}": v for k, v in {
+        "ok/0.png": "ok", "ok/1.png": "ok", "ok/2.png": "ok", "ok/caf\\xe9.png": "ok", "ok/line.png": "ok",
+        "ok/deep.png": "ok", "ok/unit.tif": "ok", "bad/huge-float.tif": "values 50000 to 50000",
+        "bad/nan.tif": "NaN", "bad/broken.png": "broken symbolic link", "bad/loop.png": "cannot be read",
+        "bad/pipe.png": "not a regular file (a FIFO)", "bad/empty.png": "empty file",
+        "bad/corrupt.png": "UnidentifiedImageError"}.items()}
 
 
 def test_bad_files_are_counted_and_listed_with_their_reason_and_none_is_fatal(tmp_path):

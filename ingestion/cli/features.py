@@ -12,17 +12,20 @@ from .options import backbone_options, cli_errors, make_backbone
 
 
 def _source_option(fn):
+    fn = click.option("--source-name", default=None, metavar="NAME",
+                      help="First part of every image's key, and so of its id [default: the folder's or file's "
+                           "name]: two folders of the same name need different ones.")(fn)
     fn = click.option("--shard", default=None, metavar="I/N",
-                      help="Only the items whose id is I modulo N (N workers, one corpus).")(fn)
+                      help="Only the items whose key's id is I modulo N (N workers, one corpus).")(fn)
     fn = click.option("--labels", type=click.Choice(["auto", "subfolders", "none"]), default="auto",
                       show_default=True, help="Folder labels: first-level sub-folder names.")(fn)
     return fn
 
 
-def open_cli_source(source: str, labels: str):
+def open_cli_source(source: str, labels: str, name: str | None = None):
     from ..sources import open_source
 
-    return open_source(source, labels=None if labels == "none" else labels)
+    return open_source(source, labels=None if labels == "none" else labels, name=name)
 
 
 @click.command()
@@ -34,7 +37,7 @@ def open_cli_source(source: str, labels: str):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @cli_errors
 def features(source, out, backbone, weights, device, ten_crop, size, batch_size, workers, shard, labels,
-             no_resume, quiet):
+             source_name, no_resume, quiet):
     """Extract CNN (or pixel) features of SOURCE into a features folder.
 
     SOURCE is an image folder (one sub-folder per label, optionally), a CSV/JSONL
@@ -52,7 +55,7 @@ def features(source, out, backbone, weights, device, ten_crop, size, batch_size,
     from ..pipeline import extract
     from ..sources import parse_shard
 
-    src = open_cli_source(source, labels)
+    src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
     bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size)
     report = extract(src, backbone=bb, out=out, batch_size=batch_size, workers=workers, shard=shard_t,
@@ -90,7 +93,7 @@ UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset":
 @click.pass_context
 @cli_errors
 def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, expand, jobs, seed, backbone, weights, device, ten_crop,
-               size, batch_size, workers, shard, labels, quiet):
+               size, batch_size, workers, shard, labels, source_name, quiet):
     """Hyper-train a UGH hash library (K*D bits) from unlabeled images or features.
 
     SOURCE is a features folder (from `milvus-hash features`) or anything `features`
@@ -128,7 +131,7 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
         from ..pipeline import stream_features
         from ..sources import parse_shard, select_shard
 
-        src = open_cli_source(source, labels)
+        src = open_cli_source(source, labels, source_name)
         bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size)
         items = select_shard(src.items(), parse_shard(shard))
         parts, failed = [], 0

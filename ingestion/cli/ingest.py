@@ -45,26 +45,35 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 @milvus_options
 @backbone_options
 @_source_option
-@click.option("--resume", is_flag=True, help="Skip the images the collection already holds (no CNN work for them).")
+@click.option("--ids", "ids_from", type=click.Choice(["path", "content"]), default="path", show_default=True,
+              help="path: an image's id comes from its key (source name and path); content: from the file's "
+                   "SHA-256, so the same image is stored once whatever its path.")
+@click.option("--resume", is_flag=True, help="Skip the ids the collection holds without reading their files "
+                                              "(a rerun already skips unchanged images, after hashing them).")
 @click.option("--keep-features", type=click.Path(file_okay=False), default=None,
               help="Also write the float features to this features folder (re-encode later without the CNN).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write the run's report (counts, unreadable files) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
-           shard, labels, resume, keep_features, report_path, quiet):
+           shard, labels, source_name, ids_from, resume, keep_features, report_path, quiet):
     """Encode the images of SOURCE and write their codes to Milvus.
 
-    Ids derive from the images' paths (or file#index for IDX), and rows are upserted:
-    a rerun after a crash or Ctrl-C writes no duplicates, and --resume skips what is
-    stored. Unreadable images are skipped and listed. The backbone is the one the
+    An image's key is the source's name and its path (letters/Q/x.png; name#index for
+    IDX) and its id derives from the key (or, with --ids content, from the file's
+    content). Rows are upserted and record each image's SHA-256: a rerun after a crash
+    or Ctrl-C writes no duplicates and skips, before any CNN work, the images stored
+    unchanged; a changed file replaces its row; a key that holds a different image
+    from elsewhere (two folders of the same name) is a conflict, listed and not
+    written. Unreadable images are skipped and listed. The backbone is the one the
     encoder records (a UTH network is its own); --backbone/--weights only when it
     records none.
 
     \b
     Examples:
       milvus-hash ingest photos/ --collection photos --encoder lib.npz
-      milvus-hash ingest photos/ --collection photos --encoder lib.npz --resume
+      milvus-hash ingest batch2/ --collection photos --encoder lib.npz --source-name batch2-2026
+      milvus-hash ingest photos/ --collection photos --encoder lib.npz --ids content
       milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
       MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
           --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
@@ -72,14 +81,18 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     from ..pipeline import ingest as run_ingest
     from ..sources import parse_shard
 
-    src = open_cli_source(source, labels)
+    src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
     encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
                                        ten_crop=ten_crop, size=size)
     report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
-                        batch_size=batch_size, workers=workers, shard=shard_t, resume=resume,
+                        batch_size=batch_size, workers=workers, shard=shard_t, resume=resume, ids=ids_from,
                         features_out=keep_features, progress=not quiet)
     _print_failures(report)
+    for key, reason in report.conflicts[:10]:
+        click.echo(f"  conflict {key}: {reason}", err=True)
+    if len(report.conflicts) > 10:
+        click.echo(f"  ... and {len(report.conflicts) - 10} more conflicts", err=True)
     if report_path:
         Path(report_path).write_text(json.dumps({"source": str(source), "collection": collection, **report.to_dict()},
                                                 indent=2))

@@ -45,7 +45,8 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
 @click.pass_context
 @cli_errors
 def train_uth(ctx, source, out, bits, backbone, weights, activation, alpha, beta, margin, stage1_epochs,
-              stage2_epochs, lr, stage2_lr, batch_size, workers, seed, device, checkpoints, resume, shard, labels, quiet):
+              stage2_epochs, lr, stage2_lr, batch_size, workers, seed, device, checkpoints, resume, shard, labels,
+              source_name, quiet):
     """Train a UTH encoder (CNN + hash layer) on the images of SOURCE, without labels.
 
     SOURCE is an image folder, a CSV/JSONL manifest or an IDX file; labels, if any, are
@@ -79,7 +80,7 @@ def train_uth(ctx, source, out, bits, backbone, weights, activation, alpha, beta
     if params.get("weights") is None and "weights" in params:
         click.secho(f"note: the {params.get('backbone', 'vgg16')!r} trunk is trained from a random initialisation "
                     "(weights none)", fg="yellow", err=True)
-    src = open_cli_source(source, labels)
+    src = open_cli_source(source, labels, source_name)
     items = select_shard(src.items(), parse_shard(shard))
     if len(items) < 2:
         raise click.BadParameter(f"expected at least 2 images, received {len(items)}", param_hint="SOURCE")

@@ -33,7 +33,9 @@ class UnreadableImageError(ValueError):
     """A file that is not an image milvus-hash can read; the message says why."""
 
 
-def _check_regular_file(path: str | Path) -> None:
+def check_regular_file(path: str | Path) -> None:
+    """Raise :class:`UnreadableImageError` unless ``path`` is a non-empty regular file (followed
+    through symbolic links); nothing is opened."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -88,7 +90,7 @@ def open_image(path: str | Path) -> Image.Image:
     converted: 16-bit and float images scaled to 8 bits, the rest to RGB; each backbone's transform
     takes it from there), at most :data:`MAX_ASPECT` : 1. Raises :class:`UnreadableImageError` (see
     the module doc) or PIL's errors for a corrupt file."""
-    _check_regular_file(path)
+    check_regular_file(path)
     with Image.open(path) as im:
         im.load()
         if im.size[0] == 0 or im.size[1] == 0:
@@ -98,4 +100,4 @@ def open_image(path: str | Path) -> Image.Image:
     return _bound_aspect(out)
 
 
-__all__ = ["MAX_ASPECT", "UnreadableImageError", "open_image"]
+__all__ = ["MAX_ASPECT", "UnreadableImageError", "check_regular_file", "open_image"]
