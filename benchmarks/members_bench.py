@@ -19,7 +19,7 @@ exhaustive ranking's top 100 the served pool finds.
 
 Usage::
 
-    .venv/bin/python benchmarks/members_bench.py [--skip-server] [--candidates 2000]
+    .venv/bin/python benchmarks/members_bench.py [--skip-server | --skip-lite] [--candidates 2000]
 """
 
 from __future__ import annotations
@@ -161,13 +161,16 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", type=int, default=2000)
     p.add_argument("--also", type=int, nargs="*", default=[], help="other candidate counts to time")
     p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--skip-lite", action="store_true",
+                   help="the server alone (Milvus Lite's embedded server can stay busy for minutes after its run)")
     args = p.parse_args(argv)
     Xtr, ytr, _, _ = pixel_features()
     lib, _ = cached_library("pixels", Xtr, n_rounds=args.rounds)
     Ldb = lib.transform(Xtr)
     results = {"library_bits": lib.n_bits_, "candidates": args.candidates}
     with tempfile.TemporaryDirectory() as tmp:
-        results["lite"] = bench(str(Path(tmp) / "m.db"), lib, Ldb, ytr, "Milvus Lite", args.candidates, args.also)
+        if not args.skip_lite:
+            results["lite"] = bench(str(Path(tmp) / "m.db"), lib, Ldb, ytr, "Milvus Lite", args.candidates, args.also)
         if not args.skip_server:
             from milvus_hash.store.local_server import LocalMilvusServer
 
@@ -175,7 +178,9 @@ def main(argv=None) -> int:
                 results["server"] = bench(server.uri, lib, Ldb, ytr, "Milvus server (local standalone)",
                                           args.candidates, args.also)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "members_bench.json").write_text(json.dumps(results, indent=2))
+    path = RESULTS / "members_bench.json"  # a run of one deployment keeps the other's last numbers
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **results}, indent=2))
     print(f"\nwrote {RESULTS / 'members_bench.json'}")
     return 0
 

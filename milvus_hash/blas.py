@@ -2,9 +2,10 @@
 
 A category definition is a few hundred small products and eigendecompositions (matrices of at
 most a few thousand rows). OpenBLAS's threads cost more to wake than such products save: on the
-2-core reference machine, defining a category from 10 positives on a 20,000-bit library took
-325 ms with OpenBLAS's 2 threads and 184 ms with one (``benchmarks/members_bench.py``). Large
-products elsewhere (encoding a collection, hyper-training) keep every thread.
+2-core reference machine, the computation of a category from 10 positives on a 20,000-bit library
+(``learn_category``, no Milvus) took about 300 ms with OpenBLAS's 2 threads and about 125 ms with
+one around the coder and the ITQ rotation. Large products elsewhere (encoding a collection,
+hyper-training) keep every thread.
 """
 
 from __future__ import annotations

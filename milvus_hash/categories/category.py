@@ -93,8 +93,18 @@ class Category:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(*(self.arrays[k] for k in sorted(self.arrays)), method=self.method, classes=self.classes,
-                           library=self.library_fingerprint)
+        """SHA-256 of the arrays and what they mean: computed once (the arrays are read-only; on a
+        20,000-bit library they are a few MB, and hashing them on every search cost about 10 ms)."""
+        key = (self.method, tuple(self.classes), self.library_fingerprint, tuple(sorted(self.arrays)))
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        for a in self.arrays.values():
+            a.flags.writeable = False
+        value = fingerprint(*(self.arrays[k] for k in sorted(self.arrays)), method=self.method, classes=self.classes,
+                            library=self.library_fingerprint)
+        self.__dict__["_fingerprint"] = (key, value)
+        return value
 
     def encoder_spec(self) -> EncoderSpec:
         """The identity of this code, recorded by the materialized task collection."""
