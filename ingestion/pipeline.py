@@ -192,14 +192,10 @@ class _Writer:
         self.pool.shutdown(wait=True)
 
 
-def _digest(source, item: Item) -> str:
-    return hashlib.sha256(source.content(item)).hexdigest()
-
-
 def _triage(source, store, collection: str, items: list[Item], *, resume: bool, ids: str,
-            report: Report) -> tuple[list[Item], dict[int, dict]]:
-    """The items to encode and the metadata each row gets (the item's, its ``content_sha256`` and
-    ``origin``); counts the unchanged, duplicates, conflicts and unreadable files in ``report``.
+            report: Report) -> tuple[list[Item], dict[int, dict], set[int]]:
+    """The items to encode, the metadata each row gets (the item's, its ``content_sha256`` and
+    ``origin``) and the ids among them that replace a stored row; counts the unchanged, duplicates, conflicts and unreadable files in ``report``.
     Files are read (hashed) but not decoded: no CNN work for what is not written."""
     if ids not in ("path", "content"):
         raise expected("ids", "'path' or 'content'", repr(ids))
@@ -211,11 +207,11 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
     if not hasattr(source, "content"):  # a source that cannot give its bytes: every item is written
         if ids == "content":
             raise expected("ids", "'path' for a source without a content() method", repr(ids))
-        return items, {it.id: dict(it.metadata) for it in items}
+        return items, {it.id: dict(it.metadata) for it in items}, set()
     hashed, digests, seen = [], {}, set()
     for it in items:
         try:
-            digest = _digest(source, it)
+            digest = hashlib.sha256(source.content(it)).hexdigest()
         except (OSError, ValueError) as exc:  # unreadable: listed with its reason, as when decoding
             report.failed.append((it.key, f"{type(exc).__name__}: {exc}"))
             continue
@@ -231,7 +227,7 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
     for s in range(0, len(hashed), 4096):
         rec = store.get(collection, ids=np.array([it.id for it in hashed[s:s + 4096]], np.int64), with_codes=False)
         stored.update(zip(rec.ids.tolist(), rec.metadata))
-    todo, meta = [], {}
+    todo, meta, replacing = [], {}, set()
     for it in hashed:
         origin = source.origin(it)
         old = stored.get(it.id)
@@ -244,10 +240,10 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
                 report.conflicts.append((it.key, f"its id already holds a different image, from {old['origin']}; "
                                                  "give this source another name (--source-name) to keep both"))
                 continue
-            row["_replaces"] = True  # the same place, new content (or a row without a recorded hash)
+            replacing.add(it.id)  # the same place, new content (or a row without a recorded hash)
         todo.append(it)
         meta[it.id] = row
-    return todo, meta
+    return todo, meta, replacing
 
 
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
@@ -285,7 +281,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     categories = materialized_categories(store, collection) if spec.kind == "ugh" else None
     items = select_shard(source.items(), shard)
     report = Report(total=len(items), categories=[c.name for c in categories.categories] if categories else [])
-    items, meta = _triage(source, store, collection, items, resume=resume, ids=ids, report=report)
+    items, meta, replacing = _triage(source, store, collection, items, resume=resume, ids=ids, report=report)
     writer = FeaturesWriter(features_out, backbone_record(backbone)) if features_out is not None else None
     bar = _progress(len(items), f"ingest -> {collection}", progress)
 
@@ -305,7 +301,6 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         report.replaced += replaced
         report.new += len(its) - replaced
 
-    replacing = {it.id for it in items if meta[it.id].pop("_replaces", False)}
     # encoding and writing run in one background thread, overlapping the next batches' decoding and
     # CNN (numpy, torch and gRPC release the GIL); at most one write is in flight, so memory stays bounded
     with _Writer(write) as background:
