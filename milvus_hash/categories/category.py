@@ -3,7 +3,7 @@
 Built from library codes alone by the UGH few-shot coders (:class:`~milvus_hash.encoders.ugh.CCACoder`, the
 default, or the paper's :class:`~milvus_hash.encoders.ugh.L1BitSelector`), plus, per class, a *prototype* (the
 majority category code of its positives), and the membership model that ranks the store's items
-(:mod:`.membership`: log-odds weights on the library bits, Platt-calibrated) with the positives'
+(:mod:`.membership`: log-odds weights on the library bits, and a calibration curve) with the positives'
 library codes, the *anchors* whose neighbourhoods :meth:`HashClient.members` searches. Everything is
 arrays and JSON, so it persists in Milvus (:mod:`.definitions`) and loads without pickle.
 """
@@ -36,7 +36,8 @@ class Category:
         arrays: ``projection float32 (L, B)`` and ``offset float32 (B,)`` (cca) or
         ``positions int64 (B,)`` (l1); ``prototypes uint8 (n_classes, B // 8)``;
         ``member_weights float32 (n_classes, L)``, ``member_bias float32 (n_classes,)``,
-        ``member_scale float32 (n_classes, 4)``, ``member_platt float32 (n_classes, 3)`` (:mod:`.membership`); ``anchors uint8 (n, L // 8)``
+        ``member_scale float32 (n_classes, 4)``, ``member_platt float32 (n_classes, 3)``,
+        ``member_curve float32 (n_classes, 2, G)`` (:mod:`.membership`); ``anchors uint8 (n, L // 8)``
         (the positives' library codes) and ``anchor_classes int32 (n,)``.
     """
 
@@ -72,10 +73,10 @@ class Category:
 
     def probabilities(self, library_codes) -> np.ndarray:
         """Calibrated membership ``float64 (n, n_classes)`` of library codes ``uint8 (n, L // 8)``."""
-        from .membership import probabilities
+        from .membership import class_calibration, probabilities
 
         codes = as_codes(library_codes, n_bits=self.library_bits, argument="library codes")
-        return np.stack([probabilities(self.arrays["member_platt"][c], self.member_scores(codes, c))
+        return np.stack([probabilities(class_calibration(self.arrays, c), self.member_scores(codes, c))
                          for c in range(len(self.classes))], axis=1)
 
     def anchors(self, c: int) -> np.ndarray:

@@ -460,9 +460,9 @@ class HashClient:
             best.add(rec, cat.member_scores(rec.codes, c))
             pool = len(rec)
         ids, sc, sources, labels = best.result()
-        from .membership import probabilities
+        from .membership import class_calibration, probabilities
 
-        prob = probabilities(cat.arrays["member_platt"][c], sc)
+        prob = probabilities(class_calibration(cat.arrays, c), sc)
         keep = prob >= float(min_probability)
         return Members(ids[keep], sc[keep], prob[keep], [s for s, t in zip(sources, keep) if t],
                        [v for v, t in zip(labels, keep) if t], candidates=pool)
