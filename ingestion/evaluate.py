@@ -8,6 +8,7 @@ pieces together.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
         n = len(Xdb)
         n_cat = min(30, max(2, n // 40))  # the paper's C = 30, T = 6, F = 50, scaled down for small sets
         library = UGHLibrary(n_rounds=settings.rounds, n_subset=min(20_000, n), n_categories=n_cat,
-                             n_expand=min(50, max(2, min(20_000, n) // n_cat - 7)), n_jobs=2,
+                             n_expand=min(50, max(2, min(20_000, n) // n_cat - 7)), n_jobs=os.cpu_count() or 1,
                              random_state=settings.seed, progress=False).fit(Xdb)
         speed[f"UGH hyper-training, {library.n_bits_:,} bits (s)"] = time.perf_counter() - t0
     elif library.n_features_in_ != Xdb.shape[1]:
@@ -183,6 +184,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
     log_fn = (lambda m: log(m.strip())) if log else None
 
     if "fewshot" in settings.protocols:
+        log(f"few-shot protocol: shots {', '.join(map(str, settings.shots))}, {settings.draws} draw(s)")
         min_class = int(np.bincount(ydb).min())
         shots = tuple(n for n in settings.shots if n <= min_class)
         if len(shots) < len(settings.shots):
@@ -214,6 +216,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
             figures.append(_montage(fs, library, Xdb, ydb, lab, source, db_items, settings, out, plot_bit_montage))
 
     if "single" in settings.protocols:
+        log(f"single-category protocol: shots {', '.join(map(str, settings.shots))}, {settings.draws} draw(s)")
         from milvus_hash.eval.single_category import single_category_protocol
 
         counts = np.bincount(yq[yq >= 0])
@@ -232,6 +235,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
                                        xlabel="positives (n)", log_x=True).name))
 
     if "unsupervised" in settings.protocols:
+        log("unsupervised protocol: " + ", ".join(f"{b} bits" for b in settings.lengths))
         methods = {
             "LSH": lambda b, s: _fit_codes(LSHHasher(b, random_state=s), Xdb, Xq),
             "PCA-ITQ": lambda b, s: _fit_codes(ITQHasher(b, random_state=s), Xdb, Xq),

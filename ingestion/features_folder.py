@@ -2,7 +2,9 @@
 
 Layout: ``meta.json`` (format, the backbone's name, weights, fingerprint and dimension) and
 ``part-*.npz`` files, each with ``ids int64 (n,)``, ``features float32 (n, dim)``, ``keys`` and
-``labels`` (unicode; "" for no label). Each part is written to a temporary name and renamed, so a
+``labels`` (unicode; "" for no label) and, where the source can give its bytes, ``sha256`` (each
+image file's digest: what lets ``ingest --features`` reuse a row only for the very same image).
+Each part is written to a temporary name and renamed, so a
 crash never leaves half a part. Reading keeps one row per id (a rerun may have written an id twice,
 with equal features), in id order.
 Features of another backbone (other fingerprint) are refused.
@@ -43,13 +45,15 @@ class FeaturesWriter:
             tmp.write_text(json.dumps(meta, indent=2))
             os.replace(tmp, meta_path)
 
-    def write(self, ids: np.ndarray, features: np.ndarray, keys, labels) -> Path:
-        """Write one part: ``ids int64 (n,)``, ``features float32 (n, dim)``, keys and labels (n each)."""
+    def write(self, ids: np.ndarray, features: np.ndarray, keys, labels, sha256=None) -> Path:
+        """Write one part: ``ids int64 (n,)``, ``features float32 (n, dim)``, keys and labels (n each),
+        and the image files' SHA-256 digests (hex, n) where known."""
         path = self.directory / f"part-{uuid.uuid4().hex}.npz"
         tmp = path.with_suffix(".tmp.npz")
+        extra = {} if sha256 is None else {"sha256": np.array([str(d) for d in sha256], dtype=np.str_)}
         np.savez(tmp, ids=np.asarray(ids, np.int64), features=np.asarray(features, np.float32),
                  keys=np.array([str(k) for k in keys], dtype=np.str_),
-                 labels=np.array(["" if v is None else str(v) for v in labels], dtype=np.str_))
+                 labels=np.array(["" if v is None else str(v) for v in labels], dtype=np.str_), **extra)
         os.replace(tmp, path)
         return path
 
@@ -66,6 +70,19 @@ def read_meta(directory: str | Path) -> dict:
     return meta
 
 
+def _read_part(part: Path, *names: str) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of one part, or a one-line error naming the part (never numpy's advice
+    to load it with pickle)."""
+    import zipfile
+
+    try:
+        with np.load(part, allow_pickle=False) as z:
+            return {name: z[name] for name in names if name in z.files or name not in ("sha256",)}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise expected("features", "a features folder written by milvus-hash (parts are .npz archives)",
+                       f"{str(part)!r}, which cannot be read ({type(exc).__name__})") from None
+
+
 def stored_ids(directory: str | Path) -> set[int]:
     """Ids already in a features folder (empty when it does not exist)."""
     directory = Path(directory).expanduser()
@@ -73,8 +90,7 @@ def stored_ids(directory: str | Path) -> set[int]:
     for part in sorted(directory.glob("part-*.npz")) if directory.is_dir() else []:
         if part.name.endswith(".tmp.npz"):
             continue
-        with np.load(part, allow_pickle=False) as z:
-            out.update(z["ids"].tolist())
+        out.update(_read_part(part, "ids")["ids"].tolist())
     return out
 
 
@@ -84,11 +100,11 @@ def read_features(directory: str | Path) -> tuple[np.ndarray, np.ndarray, list[s
     parts = [p for p in sorted(Path(directory).expanduser().glob("part-*.npz")) if not p.name.endswith(".tmp.npz")]
     ids, feats, keys, labels = [], [], [], []
     for part in parts:
-        with np.load(part, allow_pickle=False) as z:
-            ids.append(z["ids"])
-            feats.append(z["features"])
-            keys.append(z["keys"])
-            labels.append(z["labels"])
+        z = _read_part(part, "ids", "features", "keys", "labels")
+        ids.append(z["ids"])
+        feats.append(z["features"])
+        keys.append(z["keys"])
+        labels.append(z["labels"])
     if not ids:
         dim = int(meta["backbone"].get("dim", 0))
         return np.zeros(0, np.int64), np.zeros((0, dim), np.float32), [], [], meta
@@ -100,4 +116,48 @@ def read_features(directory: str | Path) -> tuple[np.ndarray, np.ndarray, list[s
     return ids_a[pick], X, k, lab, meta
 
 
-__all__ = ["FeaturesWriter", "read_features", "read_meta", "stored_ids"]
+class FeaturesIndex:
+    """The rows of a features folder that can stand in for running the CNN: by key, with the image's
+    SHA-256, for ``backbone`` (a folder of other features is refused). Holds the keys and digests of
+    every part and at most two parts' features at a time (parts are read in the order rows are
+    asked for, which is the source's order when the folder was written from the same source)."""
+
+    def __init__(self, directory: str | Path, backbone: dict):
+        self.directory = Path(directory).expanduser()
+        meta = read_meta(self.directory)
+        if meta["backbone"].get("fingerprint") != backbone.get("fingerprint"):
+            raise expected("features", f"a folder of {backbone.get('name')!r} features with the encoder's weights",
+                           f"{str(directory)!r} holding {meta['backbone'].get('name')!r} features with weights "
+                           f"{meta['backbone'].get('weights')!r}")
+        self.parts = [p for p in sorted(self.directory.glob("part-*.npz")) if not p.name.endswith(".tmp.npz")]
+        self.rows: dict[str, tuple[int, int, str]] = {}
+        for i, part in enumerate(self.parts):
+            z = _read_part(part, "keys", "sha256")
+            if "sha256" not in z:  # written before digests were kept: not reusable
+                continue
+            for row, (key, digest) in enumerate(zip(z["keys"].tolist(), z["sha256"].tolist())):
+                self.rows[key] = (i, row, digest)
+        self._loaded: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def has(self, key: str, sha256: str | None) -> bool:
+        """True when the folder holds ``key``'s features for the image of this digest."""
+        hit = self.rows.get(key)
+        return hit is not None and sha256 is not None and hit[2] == sha256
+
+    def features(self, keys: list[str]) -> np.ndarray:
+        """``float32 (n, dim)`` of ``keys`` (each one :meth:`has`)."""
+        out = []
+        for key in keys:
+            part, row, _ = self.rows[key]
+            if part not in self._loaded:
+                if len(self._loaded) >= 2:
+                    self._loaded.pop(next(iter(self._loaded)))
+                self._loaded[part] = _read_part(self.parts[part], "features")["features"]
+            out.append(self._loaded[part][row])
+        return np.stack(out).astype(np.float32, copy=False)
+
+
+__all__ = ["FeaturesIndex", "FeaturesWriter", "read_features", "read_meta", "stored_ids"]

@@ -14,6 +14,7 @@ reading their files. Images that cannot be read are counted and listed, never fa
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field, replace
 
@@ -22,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from milvus_hash.categories.materialized import materialized_categories
-from milvus_hash.errors import expected
+from milvus_hash.errors import MilvusHashError, expected
 from milvus_hash.features import Backbone, backbone_record
 
 from .features_folder import FeaturesWriter, stored_ids
@@ -48,6 +49,7 @@ class Report:
     seconds: float = 0.0
     interrupted: bool = False
     categories: list[str] = field(default_factory=list)  # materialized categories kept up to date
+    reused: int = 0  # of the written, features read from a features folder (no CNN)
 
     @property
     def skipped(self) -> int:
@@ -65,6 +67,7 @@ class Report:
                 f"{self.unchanged:,}" + (f", duplicates {self.duplicates:,}" if self.duplicates else "")
                 + (f", conflicts {len(self.conflicts):,}" if self.conflicts else "")
                 + f", failed {len(self.failed):,} of {self.total:,} in {self.seconds:.1f} s ({self.rate:,.1f} images/s)"
+                + (f"; features of {self.reused:,} read from the features folder" if self.reused else "")
                 + (f"; kept {len(self.categories)} materialized categor{'y' if len(self.categories) == 1 else 'ies'} "
                    f"up to date ({', '.join(self.categories)})" if self.categories else "")
                 + (" - interrupted, rerun to finish" if self.interrupted else ""))
@@ -75,7 +78,7 @@ class Report:
                 "failed": len(self.failed), "failures": [{"key": k, "reason": r} for k, r in self.failed],
                 "conflicts": [{"key": k, "reason": r} for k, r in self.conflicts], "seconds": round(self.seconds, 3),
                 "images_per_second": round(self.rate, 2), "interrupted": self.interrupted,
-                "categories": list(self.categories)}
+                "categories": list(self.categories), "reused": self.reused}
 
 
 class _Images(Dataset):
@@ -140,7 +143,7 @@ def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: i
         if buf:
             its = [it for b in buf for it in b[0]]
             writer.write([it.id for it in its], np.concatenate([b[1] for b in buf]), [it.key for it in its],
-                         [it.label for it in its])
+                         [it.label for it in its], sha256=_digests(source, its))
             buf.clear()
 
     try:
@@ -164,6 +167,27 @@ def extract(source, *, backbone: Backbone, out, batch_size: int = 64, workers: i
         bar.close()
         report.seconds = time.perf_counter() - t0
     return report
+
+
+def _digests(source, items: list[Item]) -> list[str] | None:
+    """The SHA-256 of each item's file (what ``ingest --features`` matches on), None for a source
+    that cannot give its bytes; a file unreadable now gets an empty digest (never matched)."""
+    if not hasattr(source, "content"):
+        return None
+    out = []
+    for it in items:
+        try:
+            out.append(hashlib.sha256(source.content(it)).hexdigest())
+        except (OSError, ValueError):
+            out.append("")
+    return out
+
+
+def _reused_batches(items: list[Item], index, batch_size: int):
+    """Yield ``(items, features, [])`` batches read from a features index, like :func:`stream_features`."""
+    for s in range(0, len(items), batch_size):
+        its = items[s:s + batch_size]
+        yield its, index.features([it.key for it in its]), []
 
 
 class _Writer:
@@ -248,7 +272,7 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
 
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
            workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, ids: str = "path",
-           features_out=None, write_rows: int = 2048, progress: bool = True) -> Report:
+           features_out=None, features_in=None, write_rows: int = 2048, progress: bool = True) -> Report:
     """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
 
     Args:
@@ -262,6 +286,9 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         ids: ``"path"`` (from the key: the source's name and the path) or ``"content"`` (from the
             image's SHA-256: the same image is stored once, whatever its path).
         features_out: also keep the float features in this features folder.
+        features_in: a features folder of the same backbone (``milvus-hash features``): an image
+            whose key it holds, for the same file content (SHA-256), takes its features from there
+            instead of the CNN.
         write_rows: rows per write to Milvus.
     """
     t0 = time.perf_counter()
@@ -275,6 +302,11 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     if n_features is not None and n_features != backbone.dim:
         raise expected("encoder", f"an encoder of {backbone.dim}-D {backbone.name!r} features",
                        f"one fitted on {n_features}-D features")
+    index = None
+    if features_in is not None:  # checked before anything is written
+        from .features_folder import FeaturesIndex
+
+        index = FeaturesIndex(features_in, backbone_record(backbone))
     spec = encoder.encoder_spec()
     store.create_collection(collection, encoder=spec)
     # library codes: the collection's materialized categories get their codes in the same pass
@@ -283,7 +315,14 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     report = Report(total=len(items), categories=[c.name for c in categories.categories] if categories else [])
     items, meta, replacing = _triage(source, store, collection, items, resume=resume, ids=ids, report=report)
     writer = FeaturesWriter(features_out, backbone_record(backbone)) if features_out is not None else None
-    bar = _progress(len(items), f"ingest -> {collection}", progress)
+    reuse: list[Item] = []
+    if index is not None:
+        reuse = [it for it in items if index.has(it.key, meta[it.id].get("content_sha256"))]
+        if reuse:
+            kept = {it.id for it in reuse}
+            items = [it for it in items if it.id not in kept]
+    report.reused = len(reuse)
+    bar = _progress(len(reuse) + len(items), f"ingest -> {collection}", progress)
 
     def write(batch):
         its = [it for b in batch for it in b[0]]
@@ -295,7 +334,8 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         if categories:
             categories.write(ids=ids, codes=codes, sources=[it.key for it in its], labels=[it.label for it in its])
         if writer is not None:
-            writer.write(ids, feats, [it.key for it in its], [it.label for it in its])
+            writer.write(ids, feats, [it.key for it in its], [it.label for it in its],
+                         sha256=[meta[it.id].get("content_sha256", "") for it in its])
         report.written += len(its)
         replaced = sum(1 for it in its if it.id in replacing)
         report.replaced += replaced
@@ -303,12 +343,15 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
 
     # encoding and writing run in one background thread, overlapping the next batches' decoding and
     # CNN (numpy, torch and gRPC release the GIL); at most one write is in flight, so memory stays bounded
+    failure: MilvusHashError | None = None
     with _Writer(write) as background:
         pending: list = []
         try:
             rows = 0
-            for its, feats, failed in stream_features(source, items, backbone, batch_size=batch_size,
-                                                      workers=workers):
+            batches = itertools.chain(
+                _reused_batches(reuse, index, batch_size) if reuse else (),
+                stream_features(source, items, backbone, batch_size=batch_size, workers=workers) if items else ())
+            for its, feats, failed in batches:
                 report.failed += [(it.key, err) for it, err in failed]
                 if its:
                     pending.append((its, feats))
@@ -324,15 +367,27 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
             background.submit(pending)
             background.wait()
             report.interrupted = True
+        except MilvusHashError as exc:
+            failure = exc
         finally:
             bar.close()
             try:
                 background.wait()
-            finally:
+            except MilvusHashError as exc:
+                failure = failure or exc
+            # rows written are made durable even after a failed write; a flush that fails after a
+            # failed write does not hide which write failed
+            try:
                 store.flush(collection)
                 if categories:
                     categories.flush()
-                report.seconds = time.perf_counter() - t0
+            except MilvusHashError as exc:
+                failure = failure or exc
+            report.seconds = time.perf_counter() - t0
+    if failure is not None:  # one line: what failed, and what is stored
+        failure.args = (f"{failure}; {report.written:,} of this run's {report.total:,} images are stored "
+                        "(rerun the same command to write the rest: stored images are skipped)",) + failure.args[1:]
+        raise failure
     return report
 
 

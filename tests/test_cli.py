@@ -38,6 +38,10 @@ def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_p
     assert len(cat["examples"]) == 5 and all(e.split("/")[1] == cat["label"] for e in cat["examples"])
     assert len(cat["members"]) == 10 and not {m["source"] for m in cat["members"]} & set(cat["examples"])
     assert cat["precision_at_k"] >= 0.8 and 0 <= cat["plain_precision_at_100"] <= 1
+    every = report["every_class"]  # the same for each of the 10 digits, and the means
+    assert [r["label"] for r in every["classes"]] == [str(d) for d in range(10)]
+    assert every["mean"]["precision_at_k"] >= 0.8 and every["mean"]["precision_at_100"] >= 0.6
+    assert "7. the same for every class" in first.output and "mean" in first.output
     assert cat["precision_at_k"] == np.mean([m["label"] == cat["label"] for m in cat["members"]])
     info = json.loads(runner.invoke(cli, ["info", "--uri", db, "--json"]).output)
     assert info["collections"] == [{
@@ -106,14 +110,20 @@ def test_backbone_weights_defaults_and_errors_on_the_command_line(tmp_path, monk
 
 
 def test_uri_from_environment(tmp_path):
+    from milvus_hash import HashStore
+
     db = str(tmp_path / "env.db")
+    HashStore(db).close()  # info reads: the file must exist
     result = CliRunner().invoke(cli, ["info"], env={"MILVUS_URI": db})
     assert result.exit_code == 0, result.output
     assert db in result.output and "0 collection(s)" in result.output
 
 
 def test_errors_and_exit_codes(tmp_path):
+    from milvus_hash import HashStore
+
     runner = CliRunner()
+    HashStore(str(tmp_path / "x.db")).close()
     missing = runner.invoke(cli, ["info", "nope", "--uri", str(tmp_path / "x.db")])
     assert missing.exit_code == 1 and "no collection 'nope'" in missing.output
     bad_rounds = runner.invoke(cli, ["demo", "--uri", str(tmp_path / "x.db"), "--rounds", "0"])
@@ -122,6 +132,53 @@ def test_errors_and_exit_codes(tmp_path):
     assert bad_uri.exit_code == 1 and "ends in .db" in bad_uri.output
     down = runner.invoke(cli, ["info", "--uri", f"http://127.0.0.1:{free_port()}"])
     assert down.exit_code == EXIT_RETRY and "a retry may help" in down.output
+
+
+def test_corrupt_library_encoder_and_features_files_give_one_line_errors(tmp_path):
+    import json
+
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not an archive at all")
+    hollow = tmp_path / "hollow.npz"  # says it is a UGH library, holds no arrays
+    np.savez(hollow, meta=np.array(json.dumps({"format": 1, "kind": "ugh", "params": {}, "fingerprint": "x"})))
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    (feats / "meta.json").write_text(json.dumps({"format": 1, "backbone": {"name": "pixels"}}))
+    (feats / "part-0.npz").write_bytes(b"junk")
+    images = tmp_path / "imgs"
+    images.mkdir()
+    runner = CliRunner()
+    for args, words in (
+            (["ingest", str(images), "--collection", "c", "--encoder", str(garbage)], "not a readable .npz archive"),
+            (["ingest", str(images), "--collection", "c", "--encoder", str(hollow)], "missing or unknown"),
+            (["hypertrain", str(feats), "--out", str(tmp_path / "l.npz")], "part-0.npz', which cannot be read")):
+        out = runner.invoke(cli, [*args, "--uri", str(tmp_path / "m.db")] if args[0] == "ingest" else args)
+        assert out.exit_code == 1 and words in out.output, (args, out.output)
+        assert len(out.output.strip().splitlines()) == 1 and "allow_pickle" not in out.output, out.output
+
+
+def test_reading_commands_refuse_a_lite_file_that_does_not_exist_and_create_nothing(tmp_path):
+    missing = tmp_path / "no" / "such.db"
+    for args in (["info", "c"], ["search", "--collection", "c", "--id", "1"],
+                 ["category", "list", "--collection", "c"]):
+        out = CliRunner().invoke(cli, [*args, "--uri", str(missing)])
+        assert out.exit_code == 1 and "uri: expected an existing Milvus Lite file" in out.output, args
+    out = CliRunner().invoke(cli, ["info", "--uri", str(missing)])  # info tells, and creates nothing either
+    assert out.exit_code == 0 and "no such file yet" in out.output
+    assert not missing.parent.exists()
+
+
+@pytest.mark.unit
+def test_help_and_usage_errors_load_neither_pymilvus_nor_torch():
+    """What keeps ``--help`` and usage errors under a second (benchmarks/cli_startup.py times it)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from click.testing import CliRunner; from ingestion.cli import cli; "
+              "r = [CliRunner().invoke(cli, a) for a in (['--help'], ['ingest', '--help'], ['search', '-k', 'x'])]; "
+              "print([x.exit_code for x in r], sorted(m for m in ('pymilvus', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[0, 0, 2] []", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("command", ["demo", "info", "features", "hypertrain", "ingest", "search"])
@@ -151,6 +208,19 @@ def test_hypertrain_reads_the_ugh_section_of_the_config_and_flags_win(tmp_path):
     out = CliRunner().invoke(cli, ["--config", str(conf), "hypertrain", str(src), "--out", str(tmp_path / "b.npz"),
                                    "--rounds", "8", "--quiet"])
     assert out.exit_code == 0 and load_encoder(tmp_path / "b.npz").n_bits_ == 48
+    assert not (tmp_path / "b.npz.rounds").exists()  # finished rounds are kept only until the library is saved
+    # a run that crashed after 4 of its 8 rounds left them in OUT.rounds/: the rerun goes on from there
+    from milvus_hash.encoders.ugh.library import UGHLibrary
+
+    UGHLibrary(n_rounds=4, bits_per_round=6, n_categories=10, n_expand=10, n_subset=600,
+               checkpoint_dir=str(tmp_path / "c.npz.rounds")).fit(X)
+    out = CliRunner().invoke(cli, ["--config", str(conf), "hypertrain", str(src), "--out", str(tmp_path / "c.npz"),
+                                   "--rounds", "8", "--quiet"])
+    assert out.exit_code == 0 and "took 4 of 8 rounds from" in out.output, out.output
+    np.testing.assert_array_equal(load_encoder(tmp_path / "c.npz").W_, load_encoder(tmp_path / "b.npz").W_)
+    assert not (tmp_path / "c.npz.rounds").exists()
+    out = CliRunner().invoke(cli, ["hypertrain", str(src), "--out", str(tmp_path / "no" / "d.npz")])
+    assert out.exit_code == 2 and "--out" in out.output and "does not exist" in out.output  # before any work
     bad = tmp_path / "bad.yaml"
     bad.write_text("ugh:\n  n_rounds: many\n")
     out = CliRunner().invoke(cli, ["--config", str(bad), "hypertrain", str(src), "--out", str(tmp_path / "c.npz")])
@@ -159,6 +229,10 @@ def test_hypertrain_reads_the_ugh_section_of_the_config_and_flags_win(tmp_path):
 
 def test_config_file_supplies_defaults_and_flags_win(tmp_path):
     db_conf, db_flag = tmp_path / "conf.db", tmp_path / "flag.db"
+    from milvus_hash import HashStore
+
+    for db in (db_conf, db_flag):  # info reads: the files must exist
+        HashStore(str(db)).close()
     conf = tmp_path / "store.yaml"
     conf.write_text(f"store:\n  uri: {db_conf}\n  timeout: 12\n")
     runner = CliRunner()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import numpy as np
@@ -79,6 +80,10 @@ def test_cli_ingest_search_and_rerun(digits_folder, library, uri):
     assert mine and mine[0]["distance"] == 0 and mine[0]["label"] == "7"
     assert hits[0]["distance"] == 0
     by_id = json.loads(run("search", "--collection", name, "--id", mine[0]["id"], "--uri", uri, "--json").output)
+    assert by_id["query"] == {"id": mine[0]["id"]}
+    table = run("search", "--collection", name, "--image", query, "--encoder", library, "--uri", uri, "-k", "3").output
+    assert f"nearest to image {query}" in table and table.splitlines()[1].split() == ["rank", "distance", "id", "label",
+                                                                                        "source"]
     assert by_id["hits"][0]["distance"] == 0 and mine[0]["id"] in [h["id"] for h in by_id["hits"] if h["distance"] == 0]
     # rerun: same ids, no duplicates, unchanged images not encoded again; --resume does not even read them
     again = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet")
@@ -146,6 +151,49 @@ class FailingEncoder:
         return self.encoder.transform(X)
 
 
+class StoppingSource(InterruptingSource):
+    """A real folder source whose n-th open stops the Milvus server (it goes away mid-run)."""
+
+    def __init__(self, source, at: int, server):
+        super().__init__(source, at, None)
+        self.server = server
+
+    def open(self, item):
+        self.opened += 1
+        if self.opened == self.at:
+            self.server.stop()
+        return self.source.open(item)
+
+
+@pytest.mark.server
+def test_a_failed_write_says_in_one_line_which_write_failed_and_what_is_stored(digits_folder, library, tmp_path):
+    from milvus_hash import MilvusHashError
+    from milvus_hash.store.local_server import LocalMilvusServer
+
+    src = open_source(digits_folder)
+    with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as server:
+        with HashStore(server.uri, timeout=5) as store:
+            with pytest.raises(MilvusHashError) as err:
+                ingest(StoppingSource(src, 100, server), store=store, collection="c", encoder=load_encoder(library),
+                       backbone=get_backbone("pixels", weights=None, size=8), batch_size=8, workers=0,
+                       write_rows=32, progress=False)
+    message = str(err.value)
+    assert err.value.retryable and "\n" not in message
+    assert "upsert" in message and "collection 'c'" in message  # which write
+    stored = re.search(r"; (\d+) of this run's 151 images are stored \(rerun", message)
+    assert stored and 0 < int(stored.group(1)) < 150, message
+    with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as again, \
+            HashStore(again.uri, consistency_level="Strong") as store:
+        for _ in range(60):  # after a restart the collection is loaded again: "not loaded" is retryable
+            try:
+                count = store.count("c")
+                break
+            except MilvusHashError as exc:
+                assert exc.retryable, exc
+                time.sleep(1)
+        assert count == int(stored.group(1))  # what it says is stored is stored
+
+
 @pytest.mark.lite
 def test_crash_then_plain_rerun_writes_no_duplicates(digits_folder, library, tmp_path):
     src = open_source(digits_folder)
@@ -208,6 +256,46 @@ def test_kept_features_retrain_the_same_library_without_the_cnn(digits_folder, l
 
 
 @pytest.mark.lite
+def test_ingest_takes_features_from_a_features_folder_for_unchanged_images_only(digits_folder, library, tmp_path):
+    """The README's flow runs `features` then `ingest`: with --features the CNN does not run twice,
+    and an image changed since its features were extracted is extracted again."""
+    import shutil
+
+    folder = tmp_path / "digits"  # same folder name: same keys as the features
+    shutil.copytree(digits_folder, folder)
+    feats, db = tmp_path / "feats", str(tmp_path / "m.db")
+    assert run("features", folder, "--out", feats, "--backbone", "pixels", "--size", "8", "--quiet").exit_code == 0
+    changed = sorted((folder / "5").glob("*.png"))[0]
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(changed)
+    res = run("ingest", folder, "--collection", "reused", "--encoder", library, "--uri", db, "--quiet",
+              "--features", feats, "--report", tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    assert "ingested 150 (new 150, replaced 0)" in res.output
+    assert "features of 149 read from the features folder" in res.output
+    assert json.loads((tmp_path / "r.json").read_text())["reused"] == 149
+    plain = run("ingest", folder, "--collection", "plain", "--encoder", library, "--uri", db, "--quiet")
+    assert plain.exit_code == 0 and "read from the features folder" not in plain.output
+    with HashStore(db) as store:
+        a = dict(zip(*[x.tolist() if i == 0 else list(map(bytes, x)) for i, x in
+                       enumerate(next(store.iter_codes("reused", batch_size=1000)))]))
+        b = dict(zip(*[x.tolist() if i == 0 else list(map(bytes, x)) for i, x in
+                       enumerate(next(store.iter_codes("plain", batch_size=1000)))]))
+    assert len(a) == 150 and a == b  # the same codes as running the CNN on every image, the changed one included
+    other = tmp_path / "f16"
+    assert run("features", folder, "--out", other, "--backbone", "pixels", "--size", "16", "--quiet").exit_code == 0
+    res = run("ingest", folder, "--collection", "x", "--encoder", library, "--uri", db, "--quiet", "--features", other)
+    assert res.exit_code == 1 and "features: expected a folder of 'pixels' features" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    with HashStore(db) as store:
+        assert not store.has_collection("x")  # refused before anything is written
+    res = run("ingest", folder, "--collection", "x", "--encoder", library, "--uri", db, "--quiet",
+              "--report", tmp_path / "no" / "r.json")
+    assert res.exit_code == 2 and "--report" in res.output and "does not exist" in res.output
+    with HashStore(db) as store:
+        assert not store.has_collection("x")  # refused before any work
+
+
+@pytest.mark.lite
 def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp_path):
     db = tmp_path / "m.db"
     res = run("ingest", tmp_path / "nope", "--collection", "c", "--encoder", library, "--uri", db)
@@ -245,7 +333,10 @@ def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp
     assert res.exit_code == 2 and "20 hexadecimal digits" in res.output
     code = "00" * 10
     res = run("search", "--collection", "c", "--code", code, "--uri", db, "-k", "3", "--json")
-    assert res.exit_code == 0 and len(json.loads(res.output)["hits"]) == 3
+    assert res.exit_code == 0 and len(json.loads(res.output)["hits"]) == 3 and json.loads(res.output)["query"] == {
+        "code": code}
+    res = run("search", "--collection", "c", "--image", tmp_path / "missing.png", "--encoder", library, "--uri", db)
+    assert res.exit_code == 2 and "--image" in res.output and "does not exist" in res.output
 
 
 @pytest.mark.lite

@@ -153,6 +153,31 @@ def test_library_fit_transform_reproducible_and_saved_without_pickle(tmp_path):
     assert (y[top.ids[:, 1:]] == y[:200, None]).mean() > 0.5
 
 
+def test_a_fit_resumes_from_the_rounds_a_crashed_fit_finished(tmp_path, monkeypatch):
+    """Rounds are kept in checkpoint_dir as they finish: a rerun (here with more rounds, as after a
+    crash half-way) computes only the missing ones and gives the library of an uninterrupted fit."""
+    import milvus_hash.encoders.ugh.library as library_module
+
+    X, _ = clustered(n=2000, d=32, k=30, spread=1.2, seed=7)
+    calls = []
+    real = library_module._run_round
+    monkeypatch.setattr(library_module, "_run_round", lambda *a: (calls.append(1), real(*a))[1])
+    half = UGHLibrary(random_state=11, **{**SMALL, "n_rounds": SMALL["n_rounds"] // 2},
+                      checkpoint_dir=str(tmp_path / "rounds")).fit(X)
+    assert half.resumed_rounds_ == 0 and len(list((tmp_path / "rounds").glob("round-*.npz"))) == SMALL["n_rounds"] // 2
+    full = UGHLibrary(random_state=11, **SMALL, checkpoint_dir=str(tmp_path / "rounds")).fit(X)
+    assert full.resumed_rounds_ == SMALL["n_rounds"] // 2 and len(calls) == SMALL["n_rounds"]
+    ref = UGHLibrary(random_state=11, **SMALL).fit(X)
+    np.testing.assert_array_equal(full.W_, ref.W_)
+    np.testing.assert_array_equal(full.a_, ref.a_)
+    assert full.history_ == ref.history_
+    # other features: the folder's rounds are not theirs, and are computed again
+    other = UGHLibrary(random_state=11, **SMALL, checkpoint_dir=str(tmp_path / "rounds")).fit(X[::-1].copy())
+    assert other.resumed_rounds_ == 0
+    full.save(tmp_path / "lib.npz")  # the checkpoint folder is a local path: not part of the library
+    assert UGHLibrary.load(tmp_path / "lib.npz").checkpoint_dir is None
+
+
 def test_library_bad_input():
     X, _ = clustered(n=500, d=16)
     with pytest.raises(InvalidInputError, match="X: expected at least n_subset = 1500 rows"):

@@ -21,7 +21,7 @@ def client_options(fn):
 
         return fn(*args, client=HashClient(collection=collection, library=library, store=store), **kwargs)
 
-    return milvus_options(wrapper)
+    return milvus_options(wrapper, existing=True)
 
 
 def _ints(text: str, flag: str) -> list[int]:

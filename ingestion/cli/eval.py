@@ -112,6 +112,16 @@ def eval_command(source, out, query_source, n_queries, library_path, rounds, uth
     else:
         bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
                            record=encoder_backbone(library) if library is not None else None)
-    report = run_eval(src, out=out, backbone=bb, settings=settings, query_source=qsrc, library=library, store=store,
-                      through_milvus=through_milvus, log=(lambda m: None) if quiet else click.echo)
+    import warnings
+    from collections import Counter
+
+    # third-party warnings (liblinear's convergence in the L1 bit selection, ...) are counted and
+    # summed up once at the end, not printed between the tables
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = run_eval(src, out=out, backbone=bb, settings=settings, query_source=qsrc, library=library,
+                          store=store, through_milvus=through_milvus, log=(lambda m: None) if quiet else click.echo)
+    seen = Counter(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught)
+    for text, count in seen.most_common():
+        click.echo(f"note: {count} x {text}", err=True)
     click.echo(f"report: {report}")

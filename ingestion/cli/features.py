@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .options import backbone_options, cli_errors, make_backbone
+from .options import HashCliError, backbone_options, check_output_file, cli_errors, make_backbone
 
 
 def _source_option(fn):
@@ -85,7 +87,8 @@ UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset":
 @click.option("--categories", type=click.IntRange(2), default=None, help="Pseudo-categories per round C [config or 30].")
 @click.option("--expand", type=click.IntRange(1), default=None,
               help="Points added per pseudo-category F [config or 50]; C * (T + F) must fit in M.")
-@click.option("--jobs", type=int, default=None, help="Rounds run in parallel [config or 1].")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Rounds run in parallel, one process each [config, else every core].")
 @click.option("--seed", type=int, default=None, help="Random seed [config or 0].")
 @backbone_options
 @_source_option
@@ -99,7 +102,21 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
     SOURCE is a features folder (from `milvus-hash features`) or anything `features`
     reads (the features are then extracted first). Hyper-parameters come from the
     ugh section of --config (configs/ugh.yaml holds the paper's), then these flags.
-    The library records its backbone, so `ingest` uses the same one.
+    The library records its backbone, so `ingest` uses the same one. Rounds are
+    independent: they run on every core by default, and each finished round is kept
+    in OUT.rounds/ until the library is saved, so rerunning a crashed or interrupted
+    command goes on from there.
+
+    \b
+    Sizing the library to the data (bits = 10 x --rounds):
+      - each round draws --subset points (at most the images you have) and needs
+        --categories x (6 + --expand) of them: with N images, keep that under N;
+      - a few thousand images: --rounds 20-50 (200-500 bits), --categories 20
+        --expand 20; the demo's 3,000 images use 40 rounds (400 bits);
+      - 20,000 images and more: the paper's values (configs/ugh.yaml, 20,000 bits:
+        about 10 minutes on 2 cores for 60,000 images). Longer libraries help
+        categories (their members are ranked on every bit) more than plain search;
+        every stored code costs bits / 8 bytes.
 
     \b
     Examples:
@@ -112,11 +129,13 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
 
     from ..features_folder import read_features
 
+    check_output_file(out, "--out")
     params = dict(ctx.meta.get("milvus_hash.config", {}).get("ugh", {}))
     for flag, name in UGH_FLAGS.items():
         value = locals()[flag]
         if value is not None:
             params[name] = value
+    params.setdefault("n_jobs", os.cpu_count() or 1)  # rounds are independent: every core by default
     t0 = time.perf_counter()
     if (Path(source) / "meta.json").is_file():
         if backbone or weights or ten_crop or size:
@@ -149,10 +168,18 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
     if len(X) < n_subset:
         params["n_subset"] = len(X)
         click.echo(f"n_subset: {len(X):,} (every image; the configured {n_subset:,} is more than there are)")
-    lib = UGHLibrary(**{**params, "progress": not quiet})
-    lib.fit(X)
+    rounds_dir = Path(out).with_name(Path(out).name + ".rounds")  # finished rounds, until the library is saved
+    lib = UGHLibrary(**{**params, "progress": not quiet, "checkpoint_dir": str(rounds_dir)})
+    try:
+        lib.fit(X)
+    except KeyboardInterrupt:
+        raise HashCliError(f"interrupted: the finished rounds are kept in {rounds_dir}/; rerun the same command "
+                           "to go on from there", 130) from None
+    if lib.resumed_rounds_:
+        click.echo(f"took {lib.resumed_rounds_:,} of {lib.n_rounds:,} rounds from {rounds_dir}/ (an earlier run)")
     lib.features_ = record
     lib.save(out)
+    shutil.rmtree(rounds_dir, ignore_errors=True)
     spec = lib.encoder_spec()
     click.echo(f"hyper-trained {lib.n_bits_:,} bits in {time.perf_counter() - t0:.1f} s -> {out} "
                f"(encoder {spec})")

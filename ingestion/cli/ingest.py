@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from .features import _print_failures, _source_option, open_cli_source
-from .options import EXIT_ERROR, HashCliError, backbone_options, make_backbone, milvus_options
+from .options import EXIT_ERROR, HashCliError, backbone_options, check_output_file, make_backbone, milvus_options
 
 
 def _load_encoder(path: str, device: str = "auto"):
@@ -50,13 +50,16 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
                    "SHA-256, so the same image is stored once whatever its path.")
 @click.option("--resume", is_flag=True, help="Skip the ids the collection holds without reading their files "
                                               "(a rerun already skips unchanged images, after hashing them).")
+@click.option("--features", "features_in", type=click.Path(file_okay=False, exists=True), default=None,
+              help="A features folder of these images (`milvus-hash features`, same backbone): an image it holds "
+                   "unchanged (same SHA-256) takes its features from there instead of running the CNN again.")
 @click.option("--keep-features", type=click.Path(file_okay=False), default=None,
               help="Also write the float features to this features folder (re-encode later without the CNN).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write the run's report (counts, unreadable files) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
-           shard, labels, source_name, ids_from, resume, keep_features, report_path, quiet):
+           shard, labels, source_name, ids_from, resume, features_in, keep_features, report_path, quiet):
     """Encode the images of SOURCE and write their codes to Milvus.
 
     An image's key is the source's name and its path (letters/Q/x.png; name#index for
@@ -72,6 +75,7 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     \b
     Examples:
       milvus-hash ingest photos/ --collection photos --encoder lib.npz
+      milvus-hash ingest photos/ --collection photos --encoder lib.npz --features feats/
       milvus-hash ingest batch2/ --collection photos --encoder lib.npz --source-name batch2-2026
       milvus-hash ingest photos/ --collection photos --encoder lib.npz --ids content
       milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
@@ -81,13 +85,15 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     from ..pipeline import ingest as run_ingest
     from ..sources import parse_shard
 
+    if report_path:
+        check_output_file(report_path, "--report")
     src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
     encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
                                        ten_crop=ten_crop, size=size)
     report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
                         batch_size=batch_size, workers=workers, shard=shard_t, resume=resume, ids=ids_from,
-                        features_out=keep_features, progress=not quiet)
+                        features_out=keep_features, features_in=features_in, progress=not quiet)
     _print_failures(report)
     for key, reason in report.conflicts[:10]:
         click.echo(f"  conflict {key}: {reason}", err=True)
@@ -115,16 +121,17 @@ def _parse_code(text: str, n_bits: int) -> np.ndarray:
 
 @click.command()
 @click.option("--collection", required=True, help="Collection to search.")
-@click.option("--image", type=click.Path(dir_okay=False), default=None, help="Query image file (needs --encoder).")
+@click.option("--image", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Query image file (needs --encoder).")
 @click.option("--id", "item_id", type=int, default=None, help="Query by the code of a stored id.")
 @click.option("--code", default=None, help="Query code in hexadecimal (n_bits / 4 digits).")
-@click.option("--encoder", "encoder_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--encoder", "encoder_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The collection's encoder file (to encode --image).")
 @click.option("-k", type=click.IntRange(1, 16384), default=10, show_default=True, help="Hits to return.")
 @click.option("--filter", "filter_expr", default="", help='Milvus filter on the scalar fields, e.g. \'label == "7"\'.')
 @click.option("--ties", type=click.Choice(["any", "id"]), default="any", show_default=True,
               help="Among hits tied at the k-th distance: Milvus's choice, or the smallest ids (exact, slower).")
-@milvus_options
+@milvus_options(existing=True)
 @backbone_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def search(collection, image, item_id, code, encoder_path, k, filter_expr, ties, store, backbone, weights, device, ten_crop,
@@ -173,9 +180,12 @@ def search(collection, image, item_id, code, encoder_path, k, filter_expr, ties,
             break
         extra = res.fields[0][j] if res.fields else {}
         hits.append({"id": hid, "distance": dist, "source": extra.get("source", ""), "label": extra.get("label")})
+    query_given = {"image": image} if image is not None else {"id": item_id} if item_id is not None else {"code": code}
     if as_json:
-        click.echo(json.dumps({"collection": collection, "query": given[0].lstrip("-"), "hits": hits}, indent=2))
+        click.echo(json.dumps({"collection": collection, "query": query_given, "hits": hits}, indent=2))
         return
-    click.echo(f"{len(hits)} nearest of {collection!r} by Hamming distance:")
-    for h in hits:
-        click.echo(f"  {h['distance']:4d}  id {h['id']:>20d}  label {str(h.get('label')):>8s}  {h.get('source', '')}")
+    what = next(iter(query_given.items()))
+    click.echo(f"{len(hits)} nearest to {what[0]} {what[1]} in {collection!r} by Hamming distance:")
+    click.echo(f"  {'rank':>4s}  {'distance':>8s}  {'id':>20s}  {'label':>8s}  source")
+    for rank, h in enumerate(hits, 1):
+        click.echo(f"  {rank:4d}  {h['distance']:8d}  {h['id']:>20d}  {str(h.get('label')):>8s}  {h.get('source', '')}")

@@ -72,8 +72,8 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbo
     library on them without labels, ingests every image, then queries with a few of
     the images and checks Milvus's answer against an exact numpy search; finally
     defines a category from 5 pictures of one class and prints its top members and
-    their precision beside a plain search from the same 5 pictures. Reruns are
-    idempotent.
+    their precision beside a plain search from the same 5 pictures, then the same
+    for every class. Reruns are idempotent.
 
     \b
     Examples:
@@ -103,15 +103,23 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbo
                    f"{c['precision_at_100']:.2f} at 100; a plain search from the same 5 pictures: "
                    f"{c['plain_precision_at_k']:.2f} at {k}, {c['plain_precision_at_100']:.2f} at 100 "
                    f"({c['class_size']} pictures of a {c['label']} stored)")
+        e = report.every_class
+        click.echo(f"7. the same for every class (5 pictures each, one draw), precision at {k} / at 100:")
+        at_k = f"P@{k}"
+        click.echo(f"  {'class':>12s}  {'members ' + at_k:>12s} {'P@100':>6s}  {'plain ' + at_k:>12s} {'P@100':>6s}")
+        for r in [*e["classes"], {"label": "mean", **e["mean"]}]:
+            click.echo(f"  {r['label']:>12s}  {r['precision_at_k']:12.2f} {r['precision_at_100']:6.2f}  "
+                       f"{r['plain_precision_at_k']:12.2f} {r['plain_precision_at_100']:6.2f}")
+        click.echo(f"try: milvus-hash category members {c['name']} --collection {report.collection} --uri {store.uri}")
     if not report.matches_numpy:
         raise HashCliError("Milvus results differ from the exact numpy search", EXIT_ERROR)
 
 
 @cli.command()
-@milvus_options
+@milvus_options(existing="or-none")
 @click.argument("collections", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(store, collections, as_json):
+def info(store, collections, as_json, uri=None):
     """List milvus-hash collections with their row counts and encoders.
 
     \b
@@ -119,6 +127,15 @@ def info(store, collections, as_json):
       milvus-hash info
       milvus-hash info demo_digits --json
     """
+    if store is None:  # a Milvus Lite file that does not exist: said, not created
+        if collections:
+            raise HashCliError(f"uri: expected an existing Milvus Lite file holding {', '.join(collections)}, got "
+                               f"{uri!r}: no such file", EXIT_ERROR)
+        if as_json:
+            click.echo(json.dumps({"uri": uri, "exists": False, "collections": []}, indent=2))
+        else:
+            click.echo(f"Milvus Lite at {uri}: no such file yet (`milvus-hash ingest` creates it)")
+        return
     names = list(collections) or store.list_collections()
     rows = []
     for name in names:
@@ -148,6 +165,11 @@ __all__ = ["EXIT_ERROR", "EXIT_RETRY", "cli", "main"]
 
 
 def main() -> None:
+    import logging
+
+    # pymilvus logs every failed call with its traceback (100-260 lines for one failed write); the
+    # command line reports each failure in one line with its exit code instead
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     cli(prog_name="milvus-hash")
 
 

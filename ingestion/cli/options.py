@@ -7,7 +7,8 @@ import warnings
 
 import click
 
-from milvus_hash import DEFAULT_URI, HashStore, MilvusHashError
+from milvus_hash.errors import MilvusHashError
+from milvus_hash.store.uri import DEFAULT_URI
 
 EXIT_ERROR, EXIT_RETRY = 1, 75
 #: ``milvus_hash.features.ARCHITECTURES``' names, here so that ``--help`` does not import torch.
@@ -22,8 +23,12 @@ class HashCliError(click.ClickException):
         self.exit_code = exit_code
 
 
-def milvus_options(fn):
-    """--uri / --token, read from MILVUS_URI / MILVUS_TOKEN when not given."""
+def milvus_options(fn=None, *, existing: bool | str = False):
+    """--uri / --token, read from MILVUS_URI / MILVUS_TOKEN when not given. ``existing``: the command
+    only reads, so a Milvus Lite file that does not exist is an error (not a new empty database);
+    ``"or-none"``: the command is called with ``store=None`` and ``uri=`` the path instead."""
+    if fn is None:
+        return functools.partial(milvus_options, existing=existing)
 
     @click.option("--uri", envvar="MILVUS_URI", default=DEFAULT_URI, show_default=True,
                   help="Milvus Lite file (*.db) or server URI such as http://localhost:19530 [env: MILVUS_URI]")
@@ -37,13 +42,54 @@ def milvus_options(fn):
                        "others' within about a second; Strong: every write, about 200 ms more a search.")
     @functools.wraps(fn)
     def wrapper(*args, uri, token, timeout, consistency_level, **kwargs):
+        if existing == "or-none" and _missing_lite_file(uri):
+            return fn(*args, store=None, uri=uri, **kwargs)
+        if existing:
+            _check_lite_file_exists(uri)
         try:
+            from milvus_hash.store import HashStore
+
             with HashStore(uri, token=token, timeout=timeout, consistency_level=consistency_level) as store:
                 return fn(*args, store=store, **kwargs)
         except MilvusHashError as exc:
             raise HashCliError(str(exc), EXIT_RETRY if exc.retryable else EXIT_ERROR) from exc
 
     return wrapper
+
+
+def _missing_lite_file(uri: str) -> bool:
+    from pathlib import Path
+
+    from milvus_hash.store.uri import REMOTE_SCHEMES
+
+    text = str(uri).strip()
+    return text.endswith(".db") and not text.startswith(REMOTE_SCHEMES) and not Path(text).expanduser().exists()
+
+
+def _check_lite_file_exists(uri: str) -> None:
+    text = str(uri).strip()
+    if _missing_lite_file(text):
+        raise HashCliError(f"uri: expected an existing Milvus Lite file, got {text!r}: no such file "
+                           f"(`milvus-hash ingest` creates one; a server URI looks like http://localhost:19530)",
+                           EXIT_ERROR)
+
+
+def check_output_file(path, option: str) -> None:
+    """Before any work: ``path`` can be written (its folder exists and is writable; it is not a
+    folder), else a usage error that names ``option``."""
+    import os
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise click.BadParameter(f"expected a file path, received {str(path)!r}, a folder", param_hint=option)
+    if not parent.is_dir():
+        raise click.BadParameter(f"expected a file in an existing folder, received {str(path)!r} "
+                                 f"({str(parent)!r} does not exist)", param_hint=option)
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise click.BadParameter(f"expected a writable file, received {str(path)!r} (permission denied)",
+                                 param_hint=option)
 
 
 def cli_errors(fn):

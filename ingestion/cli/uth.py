@@ -7,7 +7,7 @@ import time
 import click
 
 from .features import _source_option, open_cli_source
-from .options import cli_errors
+from .options import check_output_file, cli_errors
 
 #: flag -> UTHEncoder parameter (None values leave the config's or the default).
 UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation", "alpha": "alpha", "beta": "beta",
@@ -80,6 +80,7 @@ def train_uth(ctx, source, out, bits, backbone, weights, activation, alpha, beta
     if params.get("weights") is None and "weights" in params:
         click.secho(f"note: the {params.get('backbone', 'vgg16')!r} trunk is trained from a random initialisation "
                     "(weights none)", fg="yellow", err=True)
+    check_output_file(out, "--out")
     src = open_cli_source(source, labels, source_name)
     items = select_shard(src.items(), parse_shard(shard))
     if len(items) < 2:

@@ -38,8 +38,9 @@ def encoder_kind(path: str | Path) -> str:
                 return str(json.loads(str(data["meta"])).get("kind"))
             if "kind" in data:
                 return str(data["kind"])
-    except (OSError, ValueError) as exc:
-        raise expected("encoder", "an encoder .npz file written by milvus-hash", f"{path} ({exc})") from exc
+    except (OSError, ValueError) as exc:  # numpy's own words would suggest loading it with pickle
+        raise expected("encoder", "an encoder .npz file written by milvus-hash",
+                       f"{path} (not a readable .npz archive)") from exc
     raise expected("encoder", "an encoder .npz file written by milvus-hash", f"{path} (no kind recorded)")
 
 

@@ -2,16 +2,20 @@
 
 - :mod:`.hash_store`: :class:`HashStore` (create, insert/upsert, search, range search, get, stream,
   count, drop), one encoder per collection;
-- :mod:`.connection`: URIs (Milvus Lite file or server), connections, and pymilvus errors translated
-  into typed ones;
+- :mod:`.uri`: URIs (Milvus Lite file or server), checked without importing pymilvus;
+- :mod:`.connection`: connections, and pymilvus errors translated into typed ones;
 - :mod:`.records`: the plain result types (:class:`Records`, :class:`SearchResult`,
   :class:`CollectionInfo`);
 - :mod:`.local_server`: :class:`LocalMilvusServer`, a real Milvus standalone server without Docker.
+
+The names load on first use (pymilvus takes about a second to import): the command line shows
+its defaults and checks its arguments before it.
 """
 
-from .connection import DEFAULT_URI
-from .hash_store import MAX_TOPK, HashStore
-from .local_server import LocalMilvusServer
-from .records import CollectionInfo, Records, SearchResult
+from .._lazy import lazy_exports
 
-__all__ = ["DEFAULT_URI", "MAX_TOPK", "CollectionInfo", "HashStore", "LocalMilvusServer", "Records", "SearchResult"]
+_EXPORTS = {"DEFAULT_URI": ".uri", "MAX_TOPK": ".hash_store", "HashStore": ".hash_store",
+            "LocalMilvusServer": ".local_server", "CollectionInfo": ".records", "Records": ".records",
+            "SearchResult": ".records"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

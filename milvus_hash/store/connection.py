@@ -12,8 +12,6 @@ import os
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 from pymilvus import MilvusClient
@@ -25,8 +23,8 @@ from ..errors import (
     MilvusHashError,
     MilvusServerError,
     MilvusUnavailableError,
-    expected,
 )
+from .uri import DEFAULT_URI, REMOTE_SCHEMES, Target, resolve_uri, split_credentials  # noqa: F401 (re-exported)
 
 try:  # the column-wise insert path (2-3x faster than rows); pymilvus announces its removal in 3.1
     with warnings.catch_warnings():
@@ -37,64 +35,12 @@ except ImportError:  # pragma: no cover - exercised only on a pymilvus without t
     _OrmCollection = None
     _orm_connections = None
 
-DEFAULT_URI = "./milvus_hash.db"
-REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
-
 # Milvus status codes that mean "try again later" (rate limited, not ready, timeout).
 _RETRYABLE_CODES = {8, 9, 10, 11, 52, 53, 54, 2000}
 _UNAVAILABLE_MARKERS = ("fail connecting", "unavailable", "deadline", "connection refused",
                         "connect failed", "timeout", "timed out", "socket closed", "channel")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a store points: ``uri`` as pymilvus takes it and whether it is embedded Milvus Lite.
-    ``credentials`` (``user:password`` given inside the URI) are kept apart: never in ``uri``, in
-    ``str()`` or in ``repr()``, so no message or log line shows them."""
-
-    uri: str
-    embedded: bool
-    credentials: str | None = field(default=None, repr=False, compare=False)
-
-    def __str__(self) -> str:
-        return f"Milvus Lite at {self.uri}" if self.embedded else f"Milvus at {self.uri}"
-
-
-def split_credentials(uri: str) -> tuple[str, str | None]:
-    """``http://user:password@host:19530`` -> (``http://host:19530``, ``user:password``); a URI
-    without credentials is returned as it is, with None."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return uri, None
-    netloc, slash, path = rest.partition("/")
-    if "@" not in netloc:
-        return uri, None
-    userinfo, _, host = netloc.rpartition("@")
-    from urllib.parse import unquote
-
-    return f"{scheme}://{host}{slash}{path}", unquote(userinfo) or None
-
-
-def resolve_uri(uri: object) -> Target:
-    """Check a URI: a server address (``http://host:19530``) or a local Milvus Lite ``.db`` file."""
-    if not isinstance(uri, (str, os.PathLike)):
-        raise expected("uri", "a server URI like http://localhost:19530 or a local path ending in .db",
-                       type(uri).__name__)
-    text = os.fspath(uri).strip()
-    if not text:
-        raise expected("uri", "a server URI or a local .db path", "an empty string")
-    text, credentials = split_credentials(text)
-    if text.startswith(REMOTE_SCHEMES):
-        return Target(text, embedded=False, credentials=credentials)
-    if "://" in text:
-        raise expected("uri", f"a scheme among {', '.join(REMOTE_SCHEMES)} or a local .db path", repr(text))
-    path = Path(text).expanduser()
-    if path.suffix != ".db":
-        raise expected("uri", "a Milvus Lite file whose name ends in .db (e.g. ./milvus_hash.db)", repr(text))
-    if path.exists() and path.is_dir():
-        raise expected("uri", "a Milvus Lite file, not a directory", repr(text))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Target(str(path.resolve()), embedded=True)
+# Server states a retry outlives: a collection not yet loaded again after a restart, a node not ready.
+_RETRYABLE_MARKERS = ("rate limit", "not loaded", "not ready", "not healthy", "is stopping", "insufficient memory")
 
 
 def _is_unavailable(message: str) -> bool:
@@ -116,11 +62,14 @@ def translate_errors(action: str, target: Target, collection: str | None = None)
         low = message.lower()
         if collection and (code == 100 or "collection not found" in low or "can't find collection" in low):
             raise CollectionNotFoundError(f"{where}: no such collection") from exc
+        if target.embedded and "open local milvus failed" in low:
+            raise MilvusUnavailableError(f"{where}: the file is open in another program (Milvus Lite serves one "
+                                         "program at a time); a retry may help once it has finished") from exc
         if type(exc).__name__ == "MilvusUnavailableException" or _is_unavailable(message):
             raise MilvusUnavailableError(f"{where}: Milvus did not answer ({message}); a retry may help") from exc
         if type(exc).__name__ == "ParamError":
             raise InvalidInputError(f"{where}: {message}") from exc
-        retryable = code in _RETRYABLE_CODES or "rate limit" in low
+        retryable = code in _RETRYABLE_CODES or any(marker in low for marker in _RETRYABLE_MARKERS)
         raise MilvusServerError(f"{where}: {message}", retryable=retryable, code=code) from exc
     except (ConnectionError, TimeoutError) as exc:
         raise MilvusUnavailableError(f"{where}: {exc}; a retry may help") from exc
@@ -164,9 +113,15 @@ class Connection:
     def __init__(self, target: Target, *, timeout: float, **client_kwargs):
         self.target = target
         self.timeout = timeout
-        self._client_kwargs = client_kwargs
         if target.embedded:
             _detach_lite_server()
+            # pymilvus pings every 10 s even between calls; the embedded server allows one ping per
+            # 5 minutes without data and answers with GOAWAY "too_many_pings" (printed by gRPC on
+            # stderr during a long extraction). A local socket needs no keepalive between calls.
+            client_kwargs = {**client_kwargs, "grpc_options": {"grpc.keepalive_permit_without_calls": False,
+                                                               "grpc.keepalive_time_ms": 300_000,
+                                                               **client_kwargs.get("grpc_options", {})}}
+        self._client_kwargs = client_kwargs
         self.client = self._retry_embedded(lambda: MilvusClient(uri=target.uri, timeout=timeout, **client_kwargs))
         self._alias: str | None = None
         self._orm: dict[str, object] = {}

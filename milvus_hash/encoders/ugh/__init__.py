@@ -6,7 +6,7 @@ hyper-trained once from unlabeled features, and short few-shot codes on top of i
 - :mod:`.calibration`: Platt calibration;
 - :mod:`.hypertrain`: one hyper-training round (sample, DBC, expand, calibrate);
 - :mod:`.library`: :class:`UGHLibrary`, the estimator of many rounds (``fit`` / ``transform`` /
-  ``save`` / ``load``);
+  ``save`` / ``load``); :mod:`.checkpoints`: its finished rounds kept on disk so a fit resumes;
 - :mod:`.fewshot`: :class:`CCACoder`, the default few-shot code on library codes;
 - :mod:`.selection`: :class:`L1BitSelector`, the paper's L1-SVM bit selection;
 - :mod:`.background`: :class:`~.background.Background`, the unlabeled sample few-shot codes learn against.

@@ -62,6 +62,9 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         random_state: seed of the whole library.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         progress: show a progress bar.
+        checkpoint_dir: a folder that keeps each finished round; a fit on the same features with the
+            same parameters (a rerun after a crash, or more rounds) takes the rounds found there
+            instead of computing them again (rounds are independent and seeded by their index).
 
     Attributes:
         W_: ``float32 (n_features + 1, n_bits)`` hyperplanes, bias in the last row.
@@ -76,7 +79,7 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
                  per_category: int = 6, bits_per_round: int = 10, n_expand: int = 50, n_rounds: int = 2_000,
                  gamma: float = 1.0, lambda1: float = 1.0, lambda2: float | None = None, n_iter: int = 10,
                  holdout: float = 0.1, solver: str = "batched", n_jobs: int = 1, random_state: int | None = 0,
-                 device: str = "auto", progress: bool = False):
+                 device: str = "auto", progress: bool = False, checkpoint_dir: str | None = None):
         self.n_subset = n_subset
         self.n_candidates = n_candidates
         self.n_categories = n_categories
@@ -94,6 +97,7 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ checks
     def _round_params(self, n_samples: int) -> RoundParams:
@@ -168,23 +172,35 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         n_jobs = int(self.n_jobs)
         if n_jobs == 0 or isinstance(self.n_jobs, bool):
             raise expected("n_jobs", "a non-zero int (-1: all cores)", repr(self.n_jobs))
-        bar = tqdm(total=len(seeds), desc="UGH rounds", unit="round", disable=not self.progress)
-        out = []
+        store = None
+        if self.checkpoint_dir is not None:
+            from .checkpoints import RoundCheckpoints
+
+            store = RoundCheckpoints(self.checkpoint_dir, X, params, self.random_state, device)
+        done = store.load_all(len(seeds)) if store is not None else {}
+        self.resumed_rounds_ = len(done)
+        todo = [i for i in range(len(seeds)) if i not in done]
+        bar = tqdm(total=len(seeds), initial=len(done), desc="UGH rounds", unit="round", disable=not self.progress)
+
+        def finished(i, result):
+            if store is not None:
+                store.save(i, result)
+            done[i] = result
+            bar.update()
+
         if n_jobs == 1 or device == "cuda":
             threads = torch.get_num_threads()
             try:
-                for seed in seeds:
-                    out.append(_run_round(X, params, seed, device))
-                    bar.update()
+                for i in todo:
+                    finished(i, _run_round(X, params, seeds[i], device))
             finally:
                 torch.set_num_threads(threads)
-        else:
-            jobs = (delayed(_run_round)(X, params, seed, device) for seed in seeds)
-            for result in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-                out.append(result)
-                bar.update()
+        elif todo:
+            jobs = (delayed(_run_round)(X, params, seeds[i], device) for i in todo)
+            for i, result in zip(todo, Parallel(n_jobs=n_jobs, return_as="generator")(jobs)):
+                finished(i, result)
         bar.close()
-        return out
+        return [done[i] for i in range(len(seeds))]
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated outputs ``float32 (n, n_bits)`` in (0, 1); a bit is 1 where it is >= 0.5."""
@@ -217,7 +233,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write the library to ``.npz`` (no pickle): arrays plus the hyper-parameters as JSON."""
         check_is_fitted(self, "W_")
-        meta = {"format": FORMAT, "kind": "ugh", "params": self.get_params(), "n_bits": self.n_bits_,
+        params = {k: v for k, v in self.get_params().items() if k != "checkpoint_dir"}  # a local path
+        meta = {"format": FORMAT, "kind": "ugh", "params": params, "n_bits": self.n_bits_,
                 "n_features": self.n_features_in_, "fingerprint": self.encoder_spec().fingerprint,
                 "features": getattr(self, "features_", None)}
         np.savez(path, meta=np.array(json.dumps(meta)), W=self.W_, a=self.a_, b=self.b_)
@@ -232,8 +249,12 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
             if meta.get("kind") != "ugh" or meta.get("format") != FORMAT:
                 raise expected("path", f"a UGH library file of format {FORMAT}",
                                f"kind {meta.get('kind')!r}, format {meta.get('format')!r}")
-            self = cls(**meta["params"])
-            self.W_, self.a_, self.b_ = data["W"], data["a"], data["b"]
+            try:
+                self = cls(**meta["params"])
+                self.W_, self.a_, self.b_ = data["W"], data["a"], data["b"]
+            except (KeyError, TypeError) as exc:
+                raise expected("path", "a UGH library file written by UGHLibrary.save",
+                               f"{str(path)!r}, missing or unknown {exc}") from None
             if meta.get("features"):
                 self.features_ = meta["features"]
         self.n_bits_ = int(self.W_.shape[1])
