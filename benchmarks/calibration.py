@@ -16,6 +16,7 @@ Usage::
 
     .venv/bin/python benchmarks/calibration.py            # ~5 min the first time (features cached)
     .venv/bin/python benchmarks/calibration.py --rounds 200   # a 2,000-bit library
+    .venv/bin/python benchmarks/calibration.py --features-folders fm   # the same images for `milvus-hash eval`
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from common import RESULTS
@@ -60,6 +62,28 @@ def features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return out[0], y[db], out[1], y[q]
 
 
+def write_folders(root: Path, Fdb, ydb, Fq, yq) -> None:
+    """The store's and the queries' EfficientNet-Lite0 features, and the same images' pixels, as
+    features folders labelled with the class names."""
+    from ingestion.demo import FASHION_NAMES
+    from ingestion.features_folder import FeaturesWriter
+    from milvus_hash.features import DEFAULT_BACKBONE, backbone_record, get_backbone
+
+    X, y = load_fashion_mnist(split="train")
+    rows = {"db": np.concatenate([np.flatnonzero(y == c)[300:600] for c in range(10)]),
+            "q": np.concatenate([np.flatnonzero(y == c)[600:700] for c in range(10)])}
+    spaces = {DEFAULT_BACKBONE: (get_backbone(DEFAULT_BACKBONE, "DEFAULT"), {"db": Fdb, "q": Fq}),
+              "pixels": (get_backbone("pixels", weights=None, size=28),
+                         {k: X[r].reshape(len(r), -1).astype(np.float32) / 255.0 for k, r in rows.items()})}
+    for space, (backbone, feats) in spaces.items():
+        for part, labels in (("db", ydb), ("q", yq)):
+            out = root / space / part
+            FeaturesWriter(out, backbone_record(backbone)).write(
+                np.arange(len(labels)) + (0 if part == "db" else 1_000_000), feats[part],
+                [f"fashion-mnist-train/{i}" for i in rows[part]], [FASHION_NAMES[v] for v in labels])
+            print(f"wrote {out}")
+
+
 def measure(p: np.ndarray, s: np.ndarray, relevant: np.ndarray) -> dict:
     order = np.argsort(-s, kind="stable")
     out = {"brier": float(np.mean((p - relevant) ** 2))}
@@ -78,8 +102,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=40, help="library rounds (10 bits each; the demo's 40)")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--features-folders", metavar="DIR", default=None,
+                    help="only write these images' features as features folders DIR/{efficientnet_lite0,pixels}/"
+                         "{db,q} (for `milvus-hash eval DIR/efficientnet_lite0/db --query-source ...`) and stop")
     args = ap.parse_args(argv)
     Fdb, ydb, Fq, yq = features()
+    if args.features_folders:
+        write_folders(Path(args.features_folders), Fdb, ydb, Fq, yq)
+        return 0
     lib = UGHLibrary(n_rounds=args.rounds, n_subset=len(Fdb), n_categories=20, n_expand=20,
                      random_state=args.seed).fit(Fdb)
     Ldb, Lq = lib.transform(Fdb), lib.transform(Fq)

@@ -318,10 +318,9 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
     reuse: list[Item] = []
     if index is not None:
         reuse = [it for it in items if index.has(it.key, meta[it.id].get("content_sha256"))]
-        if reuse:
-            kept = {it.id for it in reuse}
-            items = [it for it in items if it.id not in kept]
-    report.reused = len(reuse)
+    reused_ids = {it.id for it in reuse}
+    if reused_ids:
+        items = [it for it in items if it.id not in reused_ids]
     bar = _progress(len(reuse) + len(items), f"ingest -> {collection}", progress)
 
     def write(batch):
@@ -337,6 +336,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
             writer.write(ids, feats, [it.key for it in its], [it.label for it in its],
                          sha256=[meta[it.id].get("content_sha256", "") for it in its])
         report.written += len(its)
+        report.reused += sum(1 for it in its if it.id in reused_ids)
         replaced = sum(1 for it in its if it.id in replacing)
         report.replaced += replaced
         report.new += len(its) - replaced
