@@ -157,7 +157,8 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
         n = len(Xdb)
         n_cat = min(30, max(2, n // 40))  # the paper's C = 30, T = 6, F = 50, scaled down for small sets
         library = UGHLibrary(n_rounds=settings.rounds, n_subset=min(20_000, n), n_categories=n_cat,
-                             n_expand=min(50, max(2, min(20_000, n) // n_cat - 7)), n_jobs=os.cpu_count() or 1,
+                             n_expand=min(50, max(2, min(20_000, n) // n_cat - 7)),
+                             n_jobs=(os.cpu_count() or 1) if min(20_000, n) * settings.rounds >= 100_000 else 1,
                              random_state=settings.seed, progress=False).fit(Xdb)
         speed[f"UGH hyper-training, {library.n_bits_:,} bits (s)"] = time.perf_counter() - t0
     elif library.n_features_in_ != Xdb.shape[1]:

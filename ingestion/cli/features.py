@@ -73,6 +73,8 @@ def _print_failures(report, limit: int = 10) -> None:
         click.echo(f"  ... and {len(report.failed) - limit} more unreadable images", err=True)
 
 
+#: Points x rounds from which hypertrain uses every core by default (each worker loads torch: ~4 s).
+PARALLEL_WORK = 100_000
 UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset": "n_subset", "jobs": "n_jobs",
              "seed": "random_state", "categories": "n_categories", "expand": "n_expand"}
 
@@ -88,7 +90,8 @@ UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset":
 @click.option("--expand", type=click.IntRange(1), default=None,
               help="Points added per pseudo-category F [config or 50]; C * (T + F) must fit in M.")
 @click.option("--jobs", type=click.IntRange(1), default=None,
-              help="Rounds run in parallel, one process each [config, else every core].")
+              help="Rounds run in parallel, one process each [config, else every core; one for a small library "
+                   "(subset x rounds under 100,000), where starting the workers, each loading torch, costs more].")
 @click.option("--seed", type=int, default=None, help="Random seed [config or 0].")
 @backbone_options
 @_source_option
@@ -135,7 +138,6 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
         value = locals()[flag]
         if value is not None:
             params[name] = value
-    params.setdefault("n_jobs", os.cpu_count() or 1)  # rounds are independent: every core by default
     t0 = time.perf_counter()
     if (Path(source) / "meta.json").is_file():
         if backbone or weights or ten_crop or size:
@@ -168,6 +170,9 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
     if len(X) < n_subset:
         params["n_subset"] = len(X)
         click.echo(f"n_subset: {len(X):,} (every image; the configured {n_subset:,} is more than there are)")
+    if "n_jobs" not in params:  # rounds are independent: every core, unless starting the workers costs more
+        work = params.get("n_subset", 20_000) * params.get("n_rounds", 2_000)
+        params["n_jobs"] = (os.cpu_count() or 1) if work >= PARALLEL_WORK else 1
     rounds_dir = Path(out).with_name(Path(out).name + ".rounds")  # finished rounds, until the library is saved
     lib = UGHLibrary(**{**params, "progress": not quiet, "checkpoint_dir": str(rounds_dir)})
     try:
