@@ -35,11 +35,7 @@ class FeaturesWriter:
         meta_path = self.directory / "meta.json"
         meta = {"format": FORMAT, "backbone": backbone}
         if meta_path.exists():
-            old = read_meta(self.directory)
-            if old["backbone"].get("fingerprint") != backbone.get("fingerprint"):
-                raise expected("features", f"a folder of {backbone.get('name')!r} features (or a new one)",
-                               f"{str(directory)!r} holding {old['backbone'].get('name')!r} features "
-                               f"with weights {old['backbone'].get('weights')!r}")
+            _check_backbone(read_meta(self.directory), backbone, directory, "(or a new one)")
         else:
             tmp = meta_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(meta, indent=2))
@@ -70,14 +66,29 @@ def read_meta(directory: str | Path) -> dict:
     return meta
 
 
-def _read_part(part: Path, *names: str) -> dict[str, np.ndarray]:
-    """The arrays ``names`` of one part, or a one-line error naming the part (never numpy's advice
-    to load it with pickle)."""
+def _check_backbone(meta: dict, backbone: dict, directory, wanted: str) -> None:
+    """The folder (``meta``) holds ``backbone``'s features, else a one-line error."""
+    if meta["backbone"].get("fingerprint") != backbone.get("fingerprint"):
+        raise expected("features", f"a folder of {backbone.get('name')!r} features {wanted}",
+                       f"{str(directory)!r} holding {meta['backbone'].get('name')!r} features with weights "
+                       f"{meta['backbone'].get('weights')!r}")
+
+
+def _parts(directory: Path) -> list[Path]:
+    """The folder's finished parts, in name order (a ``.tmp.npz`` is a part being written)."""
+    if not directory.is_dir():
+        return []
+    return [p for p in sorted(directory.glob("part-*.npz")) if not p.name.endswith(".tmp.npz")]
+
+
+def _read_part(part: Path, *names: str, optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of one part (those in ``optional`` only where present), or a one-line
+    error naming the part (never numpy's advice to load it with pickle)."""
     import zipfile
 
     try:
         with np.load(part, allow_pickle=False) as z:
-            return {name: z[name] for name in names if name in z.files or name not in ("sha256",)}
+            return {name: z[name] for name in names if name not in optional or name in z.files}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise expected("features", "a features folder written by milvus-hash (parts are .npz archives)",
                        f"{str(part)!r}, which cannot be read ({type(exc).__name__})") from None
@@ -87,9 +98,7 @@ def stored_ids(directory: str | Path) -> set[int]:
     """Ids already in a features folder (empty when it does not exist)."""
     directory = Path(directory).expanduser()
     out: set[int] = set()
-    for part in sorted(directory.glob("part-*.npz")) if directory.is_dir() else []:
-        if part.name.endswith(".tmp.npz"):
-            continue
+    for part in _parts(directory):
         out.update(_read_part(part, "ids")["ids"].tolist())
     return out
 
@@ -97,7 +106,7 @@ def stored_ids(directory: str | Path) -> set[int]:
 def read_features(directory: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str | None], dict]:
     """``(ids int64 (n,), features float32 (n, dim), keys, labels, meta)``, one row per id, by id."""
     meta = read_meta(directory)
-    parts = [p for p in sorted(Path(directory).expanduser().glob("part-*.npz")) if not p.name.endswith(".tmp.npz")]
+    parts = _parts(Path(directory).expanduser())
     ids, feats, keys, labels = [], [], [], []
     for part in parts:
         z = _read_part(part, "ids", "features", "keys", "labels")
@@ -124,15 +133,11 @@ class FeaturesIndex:
 
     def __init__(self, directory: str | Path, backbone: dict):
         self.directory = Path(directory).expanduser()
-        meta = read_meta(self.directory)
-        if meta["backbone"].get("fingerprint") != backbone.get("fingerprint"):
-            raise expected("features", f"a folder of {backbone.get('name')!r} features with the encoder's weights",
-                           f"{str(directory)!r} holding {meta['backbone'].get('name')!r} features with weights "
-                           f"{meta['backbone'].get('weights')!r}")
-        self.parts = [p for p in sorted(self.directory.glob("part-*.npz")) if not p.name.endswith(".tmp.npz")]
+        _check_backbone(read_meta(self.directory), backbone, directory, "with the encoder's weights")
+        self.parts = _parts(self.directory)
         self.rows: dict[str, tuple[int, int, str]] = {}
         for i, part in enumerate(self.parts):
-            z = _read_part(part, "keys", "sha256")
+            z = _read_part(part, "keys", "sha256", optional=("sha256",))
             if "sha256" not in z:  # written before digests were kept: not reusable
                 continue
             for row, (key, digest) in enumerate(zip(z["keys"].tolist(), z["sha256"].tolist())):
