@@ -272,7 +272,8 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
 
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
            workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, ids: str = "path",
-           features_out=None, features_in=None, write_rows: int = 2048, progress: bool = True) -> Report:
+           features_out=None, features_in=None, write_rows: int = 2048, progress: bool = True,
+           index_type: str = "BIN_FLAT", index_params: dict | None = None) -> Report:
     """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
 
     Args:
@@ -290,6 +291,8 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
             whose key it holds, for the same file content (SHA-256), takes its features from there
             instead of the CNN.
         write_rows: rows per write to Milvus.
+        index_type, index_params: the Hamming index of a new collection
+            (:meth:`milvus_hash.store.HashStore.create_collection`); an existing one keeps its own.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "as_pipeline"):
@@ -308,7 +311,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
 
         index = FeaturesIndex(features_in, backbone_record(backbone))
     spec = encoder.encoder_spec()
-    store.create_collection(collection, encoder=spec)
+    store.create_collection(collection, encoder=spec, index_type=index_type, index_params=index_params)
     # library codes: the collection's materialized categories get their codes in the same pass
     categories = materialized_categories(store, collection) if spec.kind == "ugh" else None
     items = select_shard(source.items(), shard)

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import make_spec, random_codes
 from milvus_hash import HashStore, hamming_topk
 
-MILVUS_IMAGE = "milvusdb/milvus:v2.5.4"
+COMPOSE = Path(__file__).resolve().parents[1] / "docker" / "docker-compose.yml"
+
+
+def compose_milvus_image() -> str:
+    """The Milvus image docker/docker-compose.yml runs by default (one place for the version)."""
+    import yaml
+
+    image = yaml.safe_load(COMPOSE.read_text())["services"]["milvus"]["image"]
+    m = re.fullmatch(r"\$\{MILVUS_IMAGE:-([^}]+)\}", image)
+    return m.group(1) if m else image
+
+
+MILVUS_IMAGE = compose_milvus_image()
 
 
 def docker_engine_reason() -> str | None:
@@ -28,6 +43,8 @@ def docker_engine_reason() -> str | None:
 
 @pytest.mark.docker
 def test_store_on_official_milvus_image():
+    """The compose file's Milvus (2.6): exact and IVF searches equal numpy's, HNSW is picked by
+    ``auto`` and finds nearly all of the true neighbours."""
     reason = docker_engine_reason()
     if reason:
         pytest.skip(f"testcontainers MilvusContainer needs a Docker engine: {reason}")
@@ -39,6 +56,24 @@ def test_store_on_official_milvus_image():
     with MilvusContainer(image=MILVUS_IMAGE) as milvus:
         uri = milvus.get_connection_url()
         with HashStore(uri) as store:
+            assert store.server_version >= (2, 6, 4)
+            assert store.index_types() == ("BIN_FLAT", "BIN_IVF_FLAT", "HNSW")
+            spec = make_spec(256)
+            rng = np.random.default_rng(1)  # 500 groups of 10 near-duplicates: a code's 9 mates are its nearest
+            bits = np.repeat(rng.integers(0, 2, (500, 256)), 10, axis=0) ^ (rng.random((5000, 256)) < 0.03)
+            codes = np.packbits(bits.astype(np.uint8), axis=1)
+            info = store.create_collection("docker_hnsw", encoder=spec, index_type="auto")
+            assert (info.index_type, info.index_params) == ("HNSW", {"M": 16, "efConstruction": 200})
+            store.insert("docker_hnsw", ids=np.arange(5000), codes=codes, encoder=spec)
+            store.flush("docker_hnsw")
+            with HashStore(uri) as again:
+                assert again.describe_collection("docker_hnsw").index_type == "HNSW"
+            res = store.search("docker_hnsw", codes=codes[:50], k=10, ef=200)
+            ref = hamming_topk(codes[:50], codes, 10)
+            assert (res.distances[:, 0] == 0).all()  # every code finds itself
+            assert (res.distances >= ref.distances).all()
+            recall = np.mean(res.distances == ref.distances)  # by distance: ties make ids ambiguous
+            assert recall >= 0.9, recall
             spec = make_spec(128)
             codes = random_codes(1000, 128, 0)
             store.create_collection("docker_ref", encoder=spec, index_type="BIN_IVF_FLAT",

@@ -112,6 +112,29 @@ class InterruptingSource:
         return self.source.open(item)
 
 
+def test_ingest_index_is_checked_before_any_work_and_auto_picks_what_this_milvus_has(digits_folder, library, uri):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    lite = uri.endswith(".db")
+    bad = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--index", "HNSW")
+    assert bad.exit_code == 2 and "--index" in bad.output and "'HNSW'" in bad.output, bad.output
+    assert ("Milvus Lite" if lite else "needs Milvus 2.6.4 or later") in bad.output, bad.output
+    bad = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--index", "auto",
+              "--index-param", "nlist=many")
+    assert bad.exit_code == 2 and "--index-param" in bad.output and "'nlist=many'" in bad.output, bad.output
+    with HashStore(uri) as store:
+        assert not store.has_collection(name)
+    out = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet",
+              "--index", "auto", *([] if lite else ["--index-param", "nlist=4"]))
+    assert out.exit_code == 0 and "ingested 150" in out.output, out.output
+    with HashStore(uri) as store:
+        info = store.describe_collection(name)
+        assert (info.index_type, info.index_params) == (("BIN_FLAT", {}) if lite else ("BIN_IVF_FLAT", {"nlist": 4}))
+    again = run("ingest", digits_folder, "--collection", name, "--encoder", library, "--uri", uri, "--quiet",
+                "--index", "BIN_FLAT")
+    assert again.exit_code == 0 and "unchanged 150" in again.output, again.output
+    assert lite or "exists with index BIN_IVF_FLAT; --index BIN_FLAT applies only to a new collection" in again.output
+
+
 def test_interrupted_ingest_resumes_and_loses_nothing(digits_folder, library, uri):
     name = f"t_{uuid.uuid4().hex[:10]}"
     src = open_source(digits_folder)

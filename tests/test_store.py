@@ -17,6 +17,7 @@ from milvus_hash import (
     pack_bits,
     select_bits,
 )
+from milvus_hash.store.hash_store import parse_version
 
 
 def fill(store, name, n=500, n_bits=64, seed=0, **extra):
@@ -283,14 +284,43 @@ def test_ivf_index_on_server(server_store):
     res = server_store.search(name, codes=codes[:5], k=10, nprobe=8)  # all lists probed: exact
     np.testing.assert_array_equal(res.distances, hamming_topk(codes[:5], codes, 10).distances)
     with HashStore(server_store.uri) as again:
-        assert again.describe_collection(name).index_type == "BIN_IVF_FLAT"
+        described = again.describe_collection(name)
+        assert (described.index_type, described.index_params) == ("BIN_IVF_FLAT", {"nlist": 8})
+    server_store.drop_collection(name)
+
+
+@pytest.mark.parametrize("text,version", [("v2.3.5", (2, 3, 5)), ("2.6.4", (2, 6, 4)), ("v2.6.0-rc1", (2, 6, 0)),
+                                          ("2.6.12-dev-abc", (2, 6, 12)), ("", None), (None, None), ("lite", None)])
+def test_parse_version(text, version):
+    assert parse_version(text) == version
+
+
+@pytest.mark.server
+def test_a_server_says_its_version_and_the_binary_indexes_it_builds(server_store):
+    """The local server is Milvus 2.3.5: BIN_FLAT and BIN_IVF_FLAT, no HNSW on binary codes (2.6.4+);
+    ``auto`` picks the fastest it has; asking for HNSW names the version that has it."""
+    assert server_store.server_version == (2, 3, 5)
+    assert server_store.index_types() == ("BIN_FLAT", "BIN_IVF_FLAT")
+    assert server_store.resolve_index("auto") == "BIN_IVF_FLAT"
+    with pytest.raises(InvalidInputError, match=r"index_type: .*2\.3\.5.*needs Milvus 2\.6\.4 or later.*'HNSW'"):
+        server_store.create_collection("t_hnsw", encoder=make_spec(64), index_type="HNSW")
+    assert not server_store.has_collection("t_hnsw")
+    name = "t_auto_index"
+    server_store.drop_collection(name)
+    info = server_store.create_collection(name, encoder=make_spec(64), index_type="auto")
+    assert (info.index_type, info.index_params) == ("BIN_IVF_FLAT", {"nlist": 1024})
     server_store.drop_collection(name)
 
 
 @pytest.mark.lite
 def test_lite_has_only_bin_flat(lite_store):
-    with pytest.raises(InvalidInputError, match="BIN_FLAT on Milvus Lite"):
-        lite_store.create_collection("t_ivf", encoder=make_spec(64), index_type="BIN_IVF_FLAT")
+    assert lite_store.server_version is None and lite_store.index_types() == ("BIN_FLAT",)
+    for index_type in ("BIN_IVF_FLAT", "HNSW"):
+        with pytest.raises(InvalidInputError, match="index_type: expected one of .'BIN_FLAT',. on Milvus Lite"):
+            lite_store.create_collection("t_ivf", encoder=make_spec(64), index_type=index_type)
+    with pytest.raises(InvalidInputError, match="index_type: expected 'auto' or one of"):
+        lite_store.create_collection("t_ivf", encoder=make_spec(64), index_type="IVF_FLAT")
+    assert lite_store.create_collection("t_auto", encoder=make_spec(64), index_type="auto").index_type == "BIN_FLAT"
 
 
 def test_neighbours_are_the_union_of_each_querys_k_nearest_with_their_rows(store, collection):

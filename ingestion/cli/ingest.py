@@ -55,11 +55,19 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
                    "unchanged (same SHA-256) takes its features from there instead of running the CNN again.")
 @click.option("--keep-features", type=click.Path(file_okay=False), default=None,
               help="Also write the float features to this features folder (re-encode later without the CNN).")
+@click.option("--index", "index_type", type=click.Choice(["BIN_FLAT", "BIN_IVF_FLAT", "HNSW", "auto"],
+                                                        case_sensitive=False), default=None,
+              help="Hamming index of a new collection [default: BIN_FLAT, exact]. BIN_IVF_FLAT: servers; HNSW: "
+                   "Milvus 2.6.4 and later; auto: the fastest this Milvus has. An existing collection keeps its own.")
+@click.option("--index-param", "index_param", multiple=True, metavar="KEY=VALUE",
+              help="Index parameter of a new collection, repeatable: nlist (BIN_IVF_FLAT, default 1024), "
+                   "M and efConstruction (HNSW, default 16 and 200).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write the run's report (counts, unreadable files) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
-           shard, labels, source_name, ids_from, resume, features_in, keep_features, report_path, quiet):
+           shard, labels, source_name, ids_from, resume, features_in, keep_features, index_type, index_param,
+           report_path, quiet):
     """Encode the images of SOURCE and write their codes to Milvus.
 
     An image's key is the source's name and its path (letters/Q/x.png; name#index for
@@ -79,6 +87,7 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
       milvus-hash ingest batch2/ --collection photos --encoder lib.npz --source-name batch2-2026
       milvus-hash ingest photos/ --collection photos --encoder lib.npz --ids content
       milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
+      milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://milvus:19530 --index auto
       MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
           --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
     """
@@ -87,13 +96,17 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
 
     if report_path:
         check_output_file(report_path, "--report")
+    index_params = _parse_index_params(index_param)
+    index_type = "auto" if (index_type or "").lower() == "auto" else (index_type or "").upper() or None
+    _check_index(store, collection, index_type, index_params)
     src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
     encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
                                        ten_crop=ten_crop, size=size)
     report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
                         batch_size=batch_size, workers=workers, shard=shard_t, resume=resume, ids=ids_from,
-                        features_out=keep_features, features_in=features_in, progress=not quiet)
+                        features_out=keep_features, features_in=features_in, progress=not quiet,
+                        index_type=index_type or "BIN_FLAT", index_params=index_params)
     _print_failures(report)
     for key, reason in report.conflicts[:10]:
         click.echo(f"  conflict {key}: {reason}", err=True)
@@ -105,6 +118,39 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     click.echo(f"{store.target}: collection {collection!r}: " + report.summary())
     if report.interrupted:
         raise HashCliError("interrupted", 130)
+
+
+INDEX_PARAM_KEYS = ("nlist", "M", "efConstruction")
+
+
+def _parse_index_params(pairs) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in INDEX_PARAM_KEYS or not value.isdigit() or int(value) < 1:
+            raise click.BadParameter(f"expected KEY=VALUE with KEY one of {', '.join(INDEX_PARAM_KEYS)} and a "
+                                     f"positive integer VALUE, received {pair!r}", param_hint="--index-param")
+        params[key] = int(value)
+    return params
+
+
+def _check_index(store, collection: str, index_type: str | None, index_params: dict) -> None:
+    """Before any work: the index this Milvus can build, and a note when the collection has its own."""
+    from milvus_hash.errors import InvalidInputError
+
+    if index_params and index_type is None:
+        raise click.UsageError("--index-param needs --index (the index it belongs to)")
+    if index_type is None:
+        return
+    try:
+        chosen = store.resolve_index(index_type)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc).removeprefix("index_type: "), param_hint="--index") from None
+    if store.has_collection(collection):
+        have = store.describe_collection(collection).index_type
+        if have != chosen:
+            click.echo(f"note: collection {collection!r} exists with index {have}; --index {index_type} applies "
+                       "only to a new collection", err=True)
 
 
 def _parse_code(text: str, n_bits: int) -> np.ndarray:

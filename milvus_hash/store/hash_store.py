@@ -59,7 +59,11 @@ MAX_SOURCE_BYTES = 4096
 MAX_LABEL_BYTES = 256
 MAX_TOPK = 16384  # Milvus's limit on k (and on the hits of one range search)
 _PAGE_BYTES = 2 << 20  # codes per page when streaming
-INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
+INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT", "HNSW")
+HNSW_BINARY_SINCE = (2, 6, 4)  # the first Milvus whose HNSW takes binary vectors (knowhere 2.6.3)
+DEFAULT_INDEX_PARAMS = {"BIN_FLAT": {}, "BIN_IVF_FLAT": {"nlist": 1024}, "HNSW": {"M": 16, "efConstruction": 200}}
+_INDEX_PARAM_KEYS = ("nlist", "M", "efConstruction")
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 DEFAULT_TIMEOUT = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _RECORD_KEY = "milvus_hash"
@@ -73,6 +77,19 @@ def _check_name(name: object) -> str:
         raise expected("collection", "a name of letters, digits and '_' that does not start with a digit "
                        "(at most 255 characters)", repr(name))
     return name
+
+
+def _number(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def parse_version(text: object) -> tuple[int, int, int] | None:
+    """``(2, 6, 4)`` from a Milvus version string such as ``"v2.6.4"`` or ``"2.6.4-rc1"``; None if none."""
+    m = _VERSION_RE.search(str(text or ""))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
 def _check_positive_int(value: object, argument: str, upper: int | None = None) -> int:
@@ -140,6 +157,7 @@ class HashStore:
         self._written: set[str] = set()  # collections written since this store last read them at Strong
         self._conn = Connection(self.target, timeout=self.timeout, **kwargs)
         self._info: dict[str, CollectionInfo] = {}
+        self._version: tuple[int, int, int] | None | bool = False  # False: not asked yet
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -150,6 +168,46 @@ class HashStore:
     def embedded(self) -> bool:
         """True for Milvus Lite (a local file), False for a server or cluster."""
         return self.target.embedded
+
+    @property
+    def server_version(self) -> tuple[int, int, int] | None:
+        """The server's Milvus version, e.g. ``(2, 3, 5)``; None on Milvus Lite (it does not say) or
+        when the server's answer holds no version number."""
+        if self._version is False:
+            self._version = None
+            if not self.embedded:
+                raw = self._call("get server version", None, self._client.get_server_version)
+                self._version = parse_version(raw)
+        return self._version
+
+    def index_types(self) -> tuple[str, ...]:
+        """The Hamming indexes this Milvus builds on binary codes, exact first, fastest last:
+        ``("BIN_FLAT",)`` on Milvus Lite, ``+ "BIN_IVF_FLAT"`` on a server, ``+ "HNSW"`` from
+        Milvus 2.6.4 (a server whose version is unknown is taken to be older)."""
+        if self.embedded:
+            return ("BIN_FLAT",)
+        version = self.server_version
+        if version is not None and version >= HNSW_BINARY_SINCE:
+            return INDEX_TYPES
+        return ("BIN_FLAT", "BIN_IVF_FLAT")
+
+    def resolve_index(self, index_type: object) -> str:
+        """The index ``create_collection(index_type=...)`` would build here (``"auto"`` resolved), or
+        the :class:`InvalidInputError` it would raise."""
+        if isinstance(index_type, str) and index_type.lower() == "auto":
+            return self.index_types()[-1]
+        if index_type not in INDEX_TYPES:
+            raise expected("index_type", f"'auto' or one of {INDEX_TYPES}", repr(index_type))
+        have = self.index_types()
+        if index_type not in have:
+            if self.embedded:
+                where = "Milvus Lite (it has no other binary index)"
+            else:
+                version = ".".join(map(str, self.server_version)) if self.server_version else "of unknown version"
+                where = (f"this Milvus server ({version}; HNSW on binary codes needs Milvus "
+                         f"{'.'.join(map(str, HNSW_BINARY_SINCE))} or later)")
+            raise expected("index_type", f"one of {have} on {where}", repr(index_type))
+        return index_type
 
     def close(self) -> None:
         self._conn.close()
@@ -196,21 +254,28 @@ class HashStore:
     ) -> CollectionInfo:
         """Create a collection for codes of ``encoder``, with a Hamming index, loaded for search.
 
-        ``index_type`` is ``"BIN_FLAT"`` (exact; the only one Milvus Lite has) or ``"BIN_IVF_FLAT"``
-        (servers; ``index_params`` such as ``{"nlist": 1024}``). If the collection exists and was
-        written by the same encoder it is returned (``exist_ok``); by another encoder, it is an
+        ``index_type``:
+
+        - ``"BIN_FLAT"`` (the default): exact, the only one Milvus Lite has; searches equal numpy's.
+        - ``"BIN_IVF_FLAT"`` (servers): clusters of codes, ``index_params={"nlist": 1024}`` by
+          default; a search visits ``nprobe`` of them (16 by default).
+        - ``"HNSW"`` (Milvus 2.6.4 and later): a graph, ``{"M": 16, "efConstruction": 200}`` by
+          default; a search explores ``ef`` candidates (``max(k, 64)`` by default).
+        - ``"auto"``: the last of :meth:`index_types`, the fastest this Milvus has (approximate on
+          a server).
+
+        An index this Milvus does not build is an :class:`InvalidInputError` that names its version.
+        If the collection exists and was written by the same encoder it is returned as it is
+        (``exist_ok``; its index is not changed); by another encoder, it is an
         :class:`EncoderMismatchError`.
         """
         _check_name(collection)
         if not isinstance(encoder, EncoderSpec):
             raise expected("encoder", "an EncoderSpec (e.g. hasher.encoder_spec())", type(encoder).__name__)
-        if index_type not in INDEX_TYPES:
-            raise expected("index_type", f"one of {INDEX_TYPES}", repr(index_type))
-        if index_type != "BIN_FLAT" and self.embedded:
-            raise expected("index_type", "BIN_FLAT on Milvus Lite (it has no other binary index)", repr(index_type))
-        params = dict(index_params or {})
-        if index_type == "BIN_IVF_FLAT":
-            params.setdefault("nlist", 1024)
+        if index_params is not None and not isinstance(index_params, dict):
+            raise expected("index_params", "a dict such as {'nlist': 1024}", type(index_params).__name__)
+        index_type = self.resolve_index(index_type)
+        params = {**DEFAULT_INDEX_PARAMS[index_type], **(index_params or {})}
         if self.has_collection(collection):
             if not exist_ok:
                 raise InvalidInputError(f"collection: {collection!r} already exists in {self.target}")
@@ -269,7 +334,7 @@ class HashStore:
         if indexes:
             idx = self._call("describe index", collection, self._client.describe_index, collection, indexes[0])
             index_type = idx.get("index_type", index_type)
-            index_params = {k: v for k, v in idx.items() if k in ("nlist",)}
+            index_params = {k: _number(v) for k, v in idx.items() if k in _INDEX_PARAM_KEYS}
         info = CollectionInfo(collection, encoder, index_type, index_params)
         self._info[collection] = info
         return info
@@ -444,7 +509,7 @@ class HashStore:
     # ------------------------------------------------------------------ search
     def search(self, collection: str, *, codes, k: int = 10, filter: str = "", ties: str = "any",
                output_fields: Sequence[str] | None = None, encoder: EncoderSpec | None = None,
-               nprobe: int | None = None) -> SearchResult:
+               nprobe: int | None = None, ef: int | None = None) -> SearchResult:
         """Top-k by Hamming distance for each query code.
 
         Args:
@@ -457,7 +522,8 @@ class HashStore:
                 k-th distance).
             output_fields: any of ``source``, ``label``, ``metadata`` to return with each hit.
             encoder: if given, checked against the collection's encoder.
-            nprobe: clusters to visit with a ``BIN_IVF_FLAT`` index.
+            nprobe: clusters to visit with a ``BIN_IVF_FLAT`` index (default 16).
+            ef: candidates to explore with an ``HNSW`` index, at least ``k`` (default ``max(k, 64)``).
 
         Returns:
             :class:`SearchResult` with ``ids int64 (nq, k)`` and ``distances int32 (nq, k)``,
@@ -474,7 +540,7 @@ class HashStore:
         ids = np.full((nq, k), PAD_ID, dtype=np.int64)
         dist = np.full((nq, k), PAD_DISTANCE, dtype=np.int32)
         fields: list[list[dict]] | None = [] if out_fields else None
-        params = self._search_params(info, nprobe)
+        params = self._search_params(info, k, nprobe=nprobe, ef=ef)
         chunk = max(1, min(1024, 1_000_000 // k))
         for start in range(0, nq, chunk):
             res = self._call("search", collection, self._client.search, collection,
@@ -513,7 +579,7 @@ class HashStore:
             found = hits.ids[hits.ids != PAD_ID]  # query by query, nearest first
             _, first = np.unique(found, return_index=True)
             return self.get(collection, ids=found[np.sort(first)]) if first.size else _records([], info.n_bits, True)
-        params = self._search_params(info, None)
+        params = self._search_params(info, k)
         n_bytes = info.n_bits // 8
         chunk = max(1, min(1024, _ANSWER_BYTES // (k * (n_bytes + 64))))
         seen: set[int] = set()
@@ -567,12 +633,18 @@ class HashStore:
 
     # ------------------------------------------------------------------ internals
     @staticmethod
-    def _search_params(info: CollectionInfo, nprobe: int | None) -> dict:
+    def _search_params(info: CollectionInfo, k: int, *, nprobe: int | None = None, ef: int | None = None) -> dict:
         params: dict = {}
         if nprobe is not None:
             params["nprobe"] = _check_positive_int(nprobe, "nprobe")
         elif info.index_type == "BIN_IVF_FLAT":
             params["nprobe"] = 16
+        if ef is not None:
+            params["ef"] = _check_positive_int(ef, "ef")
+            if params["ef"] < k:
+                raise expected("ef", f"an int of at least k = {k}", params["ef"])
+        elif info.index_type == "HNSW":
+            params["ef"] = max(k, 64)
         return {"metric_type": "HAMMING", "params": params}
 
     def _tied(self, info: CollectionInfo, queries: np.ndarray, boundary: int, filter: str, params: dict) -> list[np.ndarray]:
