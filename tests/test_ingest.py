@@ -190,7 +190,10 @@ class StoppingSource(InterruptingSource):
 
 @pytest.mark.server
 def test_a_failed_write_says_in_one_line_which_write_failed_and_what_is_stored(digits_folder, library, tmp_path):
-    from milvus_hash import MilvusHashError
+    """A server that goes away mid-ingest: one line naming the write and what is stored, retryable;
+    later calls fail within the timeout, retryable; after a restart the rows and the encoder record
+    are there. (This is also the store's test of a server that vanishes and comes back.)"""
+    from milvus_hash import MilvusHashError, MilvusUnavailableError
     from milvus_hash.store.local_server import LocalMilvusServer
 
     src = open_source(digits_folder)
@@ -200,11 +203,16 @@ def test_a_failed_write_says_in_one_line_which_write_failed_and_what_is_stored(d
                 ingest(StoppingSource(src, 100, server), store=store, collection="c", encoder=load_encoder(library),
                        backbone=get_backbone("pixels", weights=None, size=8), batch_size=8, workers=0,
                        write_rows=32, progress=False)
-    message = str(err.value)
-    assert err.value.retryable and "\n" not in message
-    assert "upsert" in message and "collection 'c'" in message  # which write
-    stored = re.search(r"; (\d+) of this run's 151 images are stored \(rerun", message)
-    assert stored and 0 < int(stored.group(1)) < 150, message
+            message = str(err.value)
+            assert err.value.retryable and "\n" not in message
+            assert "upsert" in message and "collection 'c'" in message  # which write
+            stored = re.search(r"; (\d+) of this run's 151 images are stored \(rerun", message)
+            assert stored and 0 < int(stored.group(1)) < 150, message
+            start = time.monotonic()  # the server is gone: any call is a retryable error within the timeout
+            with pytest.raises(MilvusUnavailableError) as gone:
+                store.search("c", codes=np.zeros((1, 10), np.uint8), k=3)
+            assert gone.value.retryable and time.monotonic() - start < 5 + 10
+    # restarted on the same data directory (it asks for the same ports): what it said is stored is there
     with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as again, \
             HashStore(again.uri, consistency_level="Strong") as store:
         for _ in range(60):  # after a restart the collection is loaded again: "not loaded" is retryable
@@ -214,7 +222,8 @@ def test_a_failed_write_says_in_one_line_which_write_failed_and_what_is_stored(d
             except MilvusHashError as exc:
                 assert exc.retryable, exc
                 time.sleep(1)
-        assert count == int(stored.group(1))  # what it says is stored is stored
+        assert count == int(stored.group(1))
+        assert store.describe_collection("c").encoder == load_encoder(library).encoder_spec()
 
 
 @pytest.mark.lite

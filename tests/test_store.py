@@ -321,6 +321,8 @@ def test_lite_has_only_bin_flat(lite_store):
     with pytest.raises(InvalidInputError, match="index_type: expected 'auto' or one of"):
         lite_store.create_collection("t_ivf", encoder=make_spec(64), index_type="IVF_FLAT")
     assert lite_store.create_collection("t_auto", encoder=make_spec(64), index_type="auto").index_type == "BIN_FLAT"
+    with pytest.raises(InvalidInputError, match="ef: expected an int of at least k = 50, received 10"):
+        lite_store.search("t_auto", codes=random_codes(1, 64, 0), k=50, ef=10)
 
 
 def test_neighbours_are_the_union_of_each_querys_k_nearest_with_their_rows(store, collection):
