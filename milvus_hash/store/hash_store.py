@@ -291,7 +291,8 @@ class HashStore:
         schema.add_field(LABEL, DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
         schema.add_field(METADATA, DataType.JSON)
         index = self._client.prepare_index_params()
-        index.add_index(field_name=CODE, index_type=index_type, metric_type="HAMMING", params=params)
+        # a copy: pymilvus 2.5 writes index_type and metric_type into the dict it is given
+        index.add_index(field_name=CODE, index_type=index_type, metric_type="HAMMING", params=dict(params))
         self._call("create collection", collection, self._client.create_collection, collection,
                    schema=schema, index_params=index, consistency_level=self.consistency_level)
         info = CollectionInfo(collection, encoder, index_type, params)
