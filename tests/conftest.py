@@ -68,6 +68,20 @@ def collection(store):
     store.drop_collection(name)
 
 
+def compose_milvus_image() -> str:
+    """The Milvus image docker/docker-compose.yml runs by default (``${MILVUS_IMAGE:-...}``): the one
+    place the project's Milvus release is written."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    compose = Path(__file__).resolve().parents[1] / "docker" / "docker-compose.yml"
+    image = yaml.safe_load(compose.read_text())["services"]["milvus"]["image"]
+    m = re.fullmatch(r"\$\{MILVUS_IMAGE:-([^}]+)\}", image)
+    return m.group(1) if m else image
+
+
 def make_spec(n_bits: int, kind: str = "test", seed: int = 0) -> EncoderSpec:
     return EncoderSpec(kind, f"fp{seed:04d}{n_bits}", n_bits)
 

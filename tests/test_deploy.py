@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from conftest import compose_milvus_image
 
 from ingestion.cli import cli
 from ingestion.cli.options import EXIT_ERROR, EXIT_RETRY
@@ -38,11 +39,6 @@ def compose_schema() -> dict:
     return json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
 
 
-def milvus_image_default(image: str) -> str:
-    m = re.fullmatch(r"\$\{MILVUS_IMAGE:-([^}]+)\}", image)
-    return m.group(1) if m else image
-
-
 # ---------------------------------------------------------------- docker compose
 def test_compose_file_is_valid_against_the_compose_specification():
     compose = yaml.safe_load(COMPOSE.read_text())
@@ -62,7 +58,7 @@ def test_compose_runs_a_milvus_with_hnsw_on_binary_codes_healthy_and_with_volume
     milvus = services["milvus"]
     assert {d: c["condition"] for d, c in milvus["depends_on"].items()} == {"etcd": "service_healthy",
                                                                            "minio": "service_healthy"}
-    image = milvus_image_default(milvus["image"])
+    image = compose_milvus_image()
     assert image.startswith("milvusdb/milvus:") and parse_version(image) >= HNSW_BINARY_SINCE, image
     assert "19530:19530" in milvus["ports"]
 
@@ -147,8 +143,7 @@ def test_helm_values_match_their_schema_and_the_schema_bites():
 
 def test_helm_values_run_the_compose_files_milvus_in_cluster_mode_without_index_nodes():
     values = yaml.safe_load(VALUES.read_text())
-    compose = yaml.safe_load(COMPOSE.read_text())
-    tag = milvus_image_default(compose["services"]["milvus"]["image"]).split(":")[1]
+    tag = compose_milvus_image().split(":")[1]
     assert values["image"]["all"]["tag"] == tag  # one Milvus release everywhere
     assert values["cluster"]["enabled"] and not values["indexNode"]["enabled"]
     assert values["streaming"]["enabled"] and values["woodpecker"]["enabled"]

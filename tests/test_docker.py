@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from conftest import make_spec, random_codes
+from conftest import compose_milvus_image, make_spec, random_codes
 from milvus_hash import HashStore, hamming_topk
-
-COMPOSE = Path(__file__).resolve().parents[1] / "docker" / "docker-compose.yml"
-
-
-def compose_milvus_image() -> str:
-    """The Milvus image docker/docker-compose.yml runs by default (one place for the version)."""
-    import yaml
-
-    image = yaml.safe_load(COMPOSE.read_text())["services"]["milvus"]["image"]
-    m = re.fullmatch(r"\$\{MILVUS_IMAGE:-([^}]+)\}", image)
-    return m.group(1) if m else image
-
 
 MILVUS_IMAGE = compose_milvus_image()
 

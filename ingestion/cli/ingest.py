@@ -120,10 +120,9 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
         raise HashCliError("interrupted", 130)
 
 
-INDEX_PARAM_KEYS = ("nlist", "M", "efConstruction")
-
-
 def _parse_index_params(pairs) -> dict:
+    from milvus_hash.store.hash_store import INDEX_PARAM_KEYS
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

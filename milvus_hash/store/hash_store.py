@@ -62,7 +62,7 @@ _PAGE_BYTES = 2 << 20  # codes per page when streaming
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT", "HNSW")
 HNSW_BINARY_SINCE = (2, 6, 4)  # the first Milvus whose HNSW takes binary vectors (knowhere 2.6.3)
 DEFAULT_INDEX_PARAMS = {"BIN_FLAT": {}, "BIN_IVF_FLAT": {"nlist": 1024}, "HNSW": {"M": 16, "efConstruction": 200}}
-_INDEX_PARAM_KEYS = ("nlist", "M", "efConstruction")
+INDEX_PARAM_KEYS = ("nlist", "M", "efConstruction")  # the index parameters the store knows
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 DEFAULT_TIMEOUT = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
@@ -196,6 +196,8 @@ class HashStore:
         the :class:`InvalidInputError` it would raise."""
         if isinstance(index_type, str) and index_type.lower() == "auto":
             return self.index_types()[-1]
+        if index_type == "BIN_FLAT":  # every Milvus has it: no need to ask the server its version
+            return index_type
         if index_type not in INDEX_TYPES:
             raise expected("index_type", f"'auto' or one of {INDEX_TYPES}", repr(index_type))
         have = self.index_types()
@@ -335,7 +337,7 @@ class HashStore:
         if indexes:
             idx = self._call("describe index", collection, self._client.describe_index, collection, indexes[0])
             index_type = idx.get("index_type", index_type)
-            index_params = {k: _number(v) for k, v in idx.items() if k in _INDEX_PARAM_KEYS}
+            index_params = {k: _number(v) for k, v in idx.items() if k in INDEX_PARAM_KEYS}
         info = CollectionInfo(collection, encoder, index_type, index_params)
         self._info[collection] = info
         return info
