@@ -97,7 +97,6 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     if report_path:
         check_output_file(report_path, "--report")
     index_params = _parse_index_params(index_param)
-    index_type = "auto" if (index_type or "").lower() == "auto" else (index_type or "").upper() or None
     _check_index(store, collection, index_type, index_params)
     src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
