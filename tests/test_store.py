@@ -146,6 +146,23 @@ def test_iter_codes_streams_every_row_once_by_id(store, collection):
     np.testing.assert_array_equal(np.vstack(seen_codes), codes[order])
 
 
+
+def test_wide_codes_are_read_in_several_small_answers_and_lose_nothing(store, collection):
+    """20,000-bit codes: a read by id and a stream take about 256 KiB an answer (104 rows), in order."""
+    from milvus_hash.store.hash_store import _rows_per_answer
+
+    assert _rows_per_answer(20_000, 1000) == 104 and _rows_per_answer(64, 1000) == 1000
+    spec, ids, codes = fill(store, collection, n=300, n_bits=20_000, seed=8)
+    ask = ids[::-1].copy()
+    got = store.get(collection, ids=ask)
+    np.testing.assert_array_equal(got.ids, ask)
+    np.testing.assert_array_equal(got.codes, codes[::-1])
+    batches = list(store.iter_records(collection))
+    assert [len(b.ids) for b in batches] == [104, 104, 92]
+    order = np.argsort(ids)
+    np.testing.assert_array_equal(np.concatenate([b.ids for b in batches]), ids[order])
+    np.testing.assert_array_equal(np.vstack([b.codes for b in batches]), codes[order])
+
 def test_search_returns_fields_and_filters(store, collection):
     spec, ids, codes = fill(store, collection, n=200, seed=6, labels=["cat" if i % 2 else "dog" for i in range(200)],
                             sources=[f"s{i}" for i in range(200)])

@@ -5,8 +5,8 @@ sample of ``size``, ``m`` is the smallest prime with about :data:`PER_QUERY` ite
 residues are a seeded permutation of ``0 .. m - 1``, and residues are read (one query each,
 ``id % m == r``, which Milvus evaluates on the id column alone) until the sample holds ``size``
 items. Reading by residue needs no list of the collection's ids (listing 60,000 ids took 0.7 s, then
-reading 4,000 codes by id 0.8-1.4 s; a residue query of 500 codes takes 15-50 ms on the local server
-and on Milvus Lite, where answers above about 1,000 codes of 20,000 bits slow down twenty-fold).
+reading 4,000 codes by id 0.8-1.4 s; a residue of 500 codes takes 15-50 ms on the local server and
+on Milvus Lite, read in answers of about 256 KiB as every stream of the store is).
 
 For ids that are hashes or counters a residue class is an unbiased sample of the store; an id
 scheme aligned with ``m`` (every id a multiple of it) only makes the sample less random: reading stops

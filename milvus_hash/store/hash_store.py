@@ -58,7 +58,12 @@ SCALAR_FIELDS = (SOURCE, LABEL, METADATA)
 MAX_SOURCE_BYTES = 4096
 MAX_LABEL_BYTES = 256
 MAX_TOPK = 16384  # Milvus's limit on k (and on the hits of one range search)
-_PAGE_BYTES = 2 << 20  # codes per page when streaming
+#: Codes an answer that returns rows (a page of a stream, a read by id) carries, about. Milvus Lite
+#: 2.5.1 slows down sharply above a few hundred KB an answer: streaming 20,000 codes of 20,000 bits
+#: took 9.1 s in 2 MiB pages and 1.7-2.0 s in pages of 64-256 KiB; reading 1,500 of them by id
+#: 680 ms in queries of 1,000 ids and 100 ms in queries of 100-200 (2026-12-02).
+_ANSWER_ROWS_BYTES = 256 << 10
+_MIN_ANSWER_ROWS = 64
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT", "HNSW")
 HNSW_BINARY_SINCE = (2, 6, 4)  # the first Milvus whose HNSW takes binary vectors (knowhere 2.6.3)
 DEFAULT_INDEX_PARAMS = {"BIN_FLAT": {}, "BIN_IVF_FLAT": {"nlist": 1024}, "HNSW": {"M": 16, "efConstruction": 200}}
@@ -68,7 +73,7 @@ DEFAULT_TIMEOUT = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _RECORD_KEY = "milvus_hash"
 _BATCH_BYTES = 16 * 1024 * 1024  # one write request stays well under gRPC's message limit
-_QUERY_ID_CHUNK = 1000
+_QUERY_ID_CHUNK = 1000  # ids a query or delete names at most
 _ANSWER_BYTES = 64 * 1024 * 1024  # a search answer that carries codes stays under this
 
 
@@ -465,8 +470,9 @@ class HashStore:
         ids = as_ids(ids)
         fields = [ID] + ([CODE] if with_codes else []) + list(SCALAR_FIELDS)
         found: dict[int, dict] = {}
-        for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
-            chunk = ids[start:start + _QUERY_ID_CHUNK]
+        step = _rows_per_answer(info.n_bits, _QUERY_ID_CHUNK) if with_codes else _QUERY_ID_CHUNK
+        for start in range(0, ids.shape[0], step):
+            chunk = ids[start:start + step]
             rows = self._call("get", collection, self._client.query, collection,
                               filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", output_fields=fields,
                               **self.read_level(collection))
@@ -477,7 +483,7 @@ class HashStore:
 
     def iter_records(self, collection: str, *, batch_size: int = 10_000, with_codes: bool = True,
                      filter: str = "") -> Iterator[Records]:
-        """Stream every row of the collection in batches of at most ``batch_size`` (and about 2 MiB of
+        """Stream every row of the collection in batches of at most ``batch_size`` (and about 256 KiB of
         codes), by ascending id.
 
         Pages by primary key (``id > last``), which works on every Milvus version; memory stays
@@ -485,8 +491,8 @@ class HashStore:
         """
         info = self.describe_collection(collection)
         batch_size = _check_positive_int(batch_size, "batch_size", MAX_TOPK)
-        if with_codes:  # wide codes: pages of about 2 MiB (Milvus slows down sharply on larger answers)
-            batch_size = min(batch_size, max(256, _PAGE_BYTES // (info.n_bits // 8)))
+        if with_codes:  # wide codes: small pages (Milvus Lite slows down sharply on larger answers)
+            batch_size = _rows_per_answer(info.n_bits, batch_size)
         fields = [ID] + ([CODE] if with_codes else []) + list(SCALAR_FIELDS)
         last = None
         while True:
@@ -738,6 +744,11 @@ def _hit_fields(hit) -> dict:
     if LABEL in out:
         out[LABEL] = out[LABEL] or None
     return out
+
+
+def _rows_per_answer(n_bits: int, most: int) -> int:
+    """Rows of ``n_bits``-bit codes an answer carries: about :data:`_ANSWER_ROWS_BYTES`, at most ``most``."""
+    return min(most, max(_MIN_ANSWER_ROWS, _ANSWER_ROWS_BYTES // (n_bits // 8)))
 
 
 def _records(rows: list[dict], n_bits: int, with_codes: bool, missing=None) -> Records:
