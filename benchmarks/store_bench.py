@@ -4,7 +4,9 @@ For each back-end (Milvus Lite, the local Milvus standalone server) and code len
 
 * insert rows/s: ``HashStore.insert`` and ``HashStore.upsert`` against bare pymilvus writing the same
   rows column-wise (ORM ``Collection.insert`` and ``Collection.upsert``) and row-wise
-  (``MilvusClient.insert`` of dicts);
+  (``MilvusClient.insert`` of dicts); the store's own row path (``write_path="rows"``, what stays
+  when pymilvus drops its ORM) and, on a server, ``HashStore.bulk_import`` (BulkWriter files and
+  Milvus's import, timed until every row shows);
 * search queries/s (k nearest, a batch of queries): ``HashStore.search`` against bare
   ``MilvusClient.search`` on the same collection, and against faiss ``IndexBinaryFlat`` on the same
   codes in memory.
@@ -85,9 +87,11 @@ def bare_column_write(uri, name, ids, codes, mode="insert"):
         connections.disconnect("bench-bare")
 
 
-def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed: int, faiss_rows: dict) -> list[dict]:
+def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed: int, faiss_rows: dict,
+                  stage: str | None = None) -> list[dict]:
     rows = []
     store = HashStore(uri, timeout=120)
+    rows_store = HashStore(uri, timeout=120, write_path="rows")
     for n_bits in bits_list:
         rng = np.random.default_rng(seed + n_bits)
         codes = rng.integers(0, 256, (n, n_bits // 8), dtype=np.uint8)
@@ -107,7 +111,12 @@ def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed
             "store_upsert_rows_s": lambda name: store.upsert(name, ids=ids, codes=codes, encoder=spec, batch_size=BATCH),
             "bare_column_upsert_rows_s": lambda name: bare_column_write(uri, name, ids, codes, "upsert"),
             "bare_row_insert_rows_s": lambda name: bare_rows_insert(store._client, name, ids, codes),
+            "store_rows_upsert_rows_s": lambda name: rows_store.upsert(name, ids=ids, codes=codes, encoder=spec,
+                                                                       batch_size=BATCH),
         }
+        if stage is not None:  # a server: the bulk import, counted until every row shows
+            paths["store_bulk_import_rows_s"] = lambda name: store.bulk_import(name, ids=ids, codes=codes,
+                                                                               encoder=spec, stage=stage)
         # Each path writes all n rows into a fresh collection, twice, in opposite orders; the
         # better of its two runs counts (the machine's background work hits both sides alike).
         target = f"bench_target_{n_bits}"
@@ -148,12 +157,16 @@ def bench_backend(label: str, uri: str, n: int, bits_list, nq: int, k: int, seed
         r["ratio_store_insert_vs_best_bare"] = r["store_insert_rows_s"] / best_bare
         r["ratio_store_upsert_vs_bare_upsert"] = r["store_upsert_rows_s"] / r["bare_column_upsert_rows_s"]
         r["ratio_bare_columns_vs_rows"] = r["bare_column_insert_rows_s"] / r["bare_row_insert_rows_s"]
+        r["ratio_store_rows_upsert_vs_store_upsert"] = r["store_rows_upsert_rows_s"] / r["store_upsert_rows_s"]
+        if "store_bulk_import_rows_s" in r:
+            r["ratio_bulk_import_vs_store_upsert"] = r["store_bulk_import_rows_s"] / r["store_upsert_rows_s"]
         r["ratio_store_search_vs_bare"] = r["store_search_qps"] / r["bare_search_qps"]
         r["ratio_store_search_vs_faiss"] = r["store_search_qps"] / r["faiss_search_qps"]
         store.drop_collection(target)
         rows.append(r)
         print_row(r)
     store.close()
+    rows_store.close()
     return rows
 
 
@@ -175,6 +188,11 @@ def print_row(r: dict) -> None:
     print(f"  insert rows/s   HashStore.insert {r['store_insert_rows_s']:>10,.0f}   HashStore.upsert {r['store_upsert_rows_s']:>10,.0f}")
     print(f"                  bare col insert  {r['bare_column_insert_rows_s']:>10,.0f}   bare col upsert  {r['bare_column_upsert_rows_s']:>10,.0f}"
           f"   bare row insert {r['bare_row_insert_rows_s']:>10,.0f}")
+    bulk = r.get("store_bulk_import_rows_s")
+    print(f"                  HashStore.upsert through MilvusClient rows (write_path='rows') "
+          f"{r['store_rows_upsert_rows_s']:>10,.0f} ({r['ratio_store_rows_upsert_vs_store_upsert']:.2f}x columns)"
+          + (f"   HashStore.bulk_import {bulk:>10,.0f} ({r['ratio_bulk_import_vs_store_upsert']:.2f}x upsert)"
+             if bulk else ""))
     print(f"  search q/s      HashStore        {r['store_search_qps']:>10,.1f}   bare pymilvus    {r['bare_search_qps']:>10,.1f}"
           f"   faiss IndexBinaryFlat {r['faiss_search_qps']:>9,.1f}")
     print(f"  ratios          store insert / best bare {r['ratio_store_insert_vs_best_bare']:.2f}x, "
@@ -193,6 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("-k", type=int, default=100)
     p.add_argument("--backends", nargs="+", default=["lite", "server"], choices=["lite", "server"])
     p.add_argument("--server-uri", help="use this server instead of starting a local one")
+    p.add_argument("--bulk-stage", help="with --server-uri: a directory that server imports from (else no bulk path)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/store_bench.json")
     args = p.parse_args(argv)
@@ -204,11 +223,11 @@ def main(argv=None) -> int:
         if "server" in args.backends:
             if args.server_uri:
                 rows += bench_backend("server", args.server_uri, args.n, args.bits, args.queries, args.k,
-                                      args.seed, faiss_rows)
+                                      args.seed, faiss_rows, stage=args.bulk_stage)
             else:
                 with LocalMilvusServer(Path(tmp) / "server", stop_grace=5) as server:
                     rows += bench_backend("Milvus 2.3.5 standalone", server.uri, args.n, args.bits,
-                                          args.queries, args.k, args.seed, faiss_rows)
+                                          args.queries, args.k, args.seed, faiss_rows, stage=str(Path(tmp) / "stage"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

@@ -273,7 +273,8 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
 def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None = None, batch_size: int = 64,
            workers: int = 2, shard: tuple[int, int] = (0, 1), resume: bool = False, ids: str = "path",
            features_out=None, features_in=None, write_rows: int = 2048, progress: bool = True,
-           index_type: str = "BIN_FLAT", index_params: dict | None = None) -> Report:
+           index_type: str = "BIN_FLAT", index_params: dict | None = None, bulk_stage=None,
+           bulk_rows: int = 1_000_000) -> Report:
     """Encode every image of ``source`` and upsert its code into ``collection`` (created if missing).
 
     Args:
@@ -293,6 +294,9 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         write_rows: rows per write to Milvus.
         index_type, index_params: the Hamming index of a new collection
             (:meth:`milvus_hash.store.HashStore.create_collection`); an existing one keeps its own.
+        bulk_stage: write the codes through Milvus's bulk import (a server only,
+            :meth:`milvus_hash.store.HashStore.bulk_import`), staging NumPy files in this directory, one
+            import per ``bulk_rows`` rows; rows whose id is stored are upserted as usual.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "as_pipeline"):
@@ -311,6 +315,12 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
 
         index = FeaturesIndex(features_in, backbone_record(backbone))
     spec = encoder.encoder_spec()
+    if bulk_stage is not None:  # checked before any work: Milvus Lite has no import
+        if store.embedded:
+            raise expected("bulk_stage", "None on Milvus Lite (it has no bulk import: leave out --bulk)",
+                           repr(str(bulk_stage)))
+        if isinstance(bulk_rows, bool) or not isinstance(bulk_rows, int) or bulk_rows < 1:
+            raise expected("bulk_rows", "a positive int", repr(bulk_rows))
     store.create_collection(collection, encoder=spec, index_type=index_type, index_params=index_params)
     # library codes: the collection's materialized categories get their codes in the same pass
     categories = materialized_categories(store, collection) if spec.kind == "ugh" else None
@@ -326,23 +336,49 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         items = [it for it in items if it.id not in reused_ids]
     bar = _progress(len(reuse) + len(items), f"ingest -> {collection}", progress)
 
-    def write(batch):
-        its = [it for b in batch for it in b[0]]
-        feats = np.concatenate([b[1] for b in batch])
-        codes = encoder.transform(feats)
-        ids = np.array([it.id for it in its], np.int64)
-        store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
-                     labels=[it.label for it in its], metadata=[meta[it.id] for it in its])
-        if categories:
-            categories.write(ids=ids, codes=codes, sources=[it.key for it in its], labels=[it.label for it in its])
-        if writer is not None:
-            writer.write(ids, feats, [it.key for it in its], [it.label for it in its],
-                         sha256=[meta[it.id].get("content_sha256", "") for it in its])
+    staged: list = []  # bulk mode: (items, codes) not imported yet
+
+    def count(its):
         report.written += len(its)
         report.reused += sum(1 for it in its if it.id in reused_ids)
         replaced = sum(1 for it in its if it.id in replacing)
         report.replaced += replaced
         report.new += len(its) - replaced
+
+    def import_staged():
+        if not staged:
+            return
+        its = [it for b in staged for it in b[0]]
+        codes = np.concatenate([b[1] for b in staged])
+        staged.clear()
+
+        def shown(percent, rows):
+            bar.set_postfix_str(f"import {percent or 0}%: {rows:,} rows", refresh=True)
+
+        store.bulk_import(collection, ids=np.array([it.id for it in its], np.int64), codes=codes, encoder=spec,
+                          stage=bulk_stage, sources=[it.key for it in its], labels=[it.label for it in its],
+                          metadata=[meta[it.id] for it in its], progress=shown if progress else None)
+        count(its)
+
+    def write(batch):
+        its = [it for b in batch for it in b[0]]
+        feats = np.concatenate([b[1] for b in batch])
+        codes = encoder.transform(feats)
+        ids = np.array([it.id for it in its], np.int64)
+        if bulk_stage is None:
+            store.upsert(collection, ids=ids, codes=codes, encoder=spec, sources=[it.key for it in its],
+                         labels=[it.label for it in its], metadata=[meta[it.id] for it in its])
+        if categories:
+            categories.write(ids=ids, codes=codes, sources=[it.key for it in its], labels=[it.label for it in its])
+        if writer is not None:
+            writer.write(ids, feats, [it.key for it in its], [it.label for it in its],
+                         sha256=[meta[it.id].get("content_sha256", "") for it in its])
+        if bulk_stage is None:
+            count(its)
+            return
+        staged.append((its, codes))
+        if sum(len(b[0]) for b in staged) >= bulk_rows:
+            import_staged()
 
     # encoding and writing run in one background thread, overlapping the next batches' decoding and
     # CNN (numpy, torch and gRPC release the GIL); at most one write is in flight, so memory stays bounded
@@ -365,10 +401,12 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
                 bar.update(len(its) + len(failed))
             background.submit(pending)
             background.wait()
+            import_staged()
         except KeyboardInterrupt:  # keep what was computed; the rest is for --resume
             background.wait()
             background.submit(pending)
             background.wait()
+            import_staged()
             report.interrupted = True
         except MilvusHashError as exc:
             failure = exc

@@ -42,6 +42,18 @@ def milvus_server(tmp_path_factory):
 
 
 @pytest.fixture
+def bulk_stage(milvus_server, tmp_path):
+    """A directory the test server imports files from: any local directory for the server started
+    here (its storage is local); for ``MILVUS_HASH_TEST_URI``, ``MILVUS_HASH_TEST_STAGE`` or a skip."""
+    if os.environ.get("MILVUS_HASH_TEST_URI"):
+        stage = os.environ.get("MILVUS_HASH_TEST_STAGE")
+        if not stage:
+            pytest.skip("MILVUS_HASH_TEST_STAGE names no directory the server at MILVUS_HASH_TEST_URI reads")
+        return stage
+    return str(tmp_path / "stage")
+
+
+@pytest.fixture
 def lite_store(tmp_path):
     with HashStore(str(tmp_path / "test.db")) as store:
         yield store

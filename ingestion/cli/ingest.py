@@ -62,12 +62,18 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 @click.option("--index-param", "index_param", multiple=True, metavar="KEY=VALUE",
               help="Index parameter of a new collection, repeatable: nlist (BIN_IVF_FLAT, default 1024), "
                    "M and efConstruction (HNSW, default 16 and 200).")
+@click.option("--bulk", "bulk_stage", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write through Milvus's bulk import (servers; not Milvus Lite): codes are staged as NumPy "
+                   "files in DIR, a directory the server reads as its storage, and imported every --bulk-rows "
+                   "rows. Rows already stored are upserted as usual.")
+@click.option("--bulk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Rows per bulk import.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write the run's report (counts, unreadable files) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
            shard, labels, source_name, ids_from, resume, features_in, keep_features, index_type, index_param,
-           report_path, quiet):
+           bulk_stage, bulk_rows, report_path, quiet):
     """Encode the images of SOURCE and write their codes to Milvus.
 
     An image's key is the source's name and its path (letters/Q/x.png; name#index for
@@ -88,6 +94,8 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
       milvus-hash ingest photos/ --collection photos --encoder lib.npz --ids content
       milvus-hash ingest photos/ --collection photos-uth --encoder uth.pt
       milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://milvus:19530 --index auto
+      milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://localhost:19530 \\
+          --bulk /var/lib/milvus/data/stage
       MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
           --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
     """
@@ -97,6 +105,9 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     if report_path:
         check_output_file(report_path, "--report")
     index_params = _parse_index_params(index_param)
+    if bulk_stage is not None and store.embedded:
+        raise click.BadParameter(f"expected a Milvus server for a bulk import (Milvus Lite has no import), "
+                                 f"received --uri {store.target}", param_hint="--bulk")
     _check_index(store, collection, index_type, index_params)
     src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)
@@ -105,7 +116,8 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     report = run_ingest(src, store=store, collection=collection, encoder=encoder, backbone=bb,
                         batch_size=batch_size, workers=workers, shard=shard_t, resume=resume, ids=ids_from,
                         features_out=keep_features, features_in=features_in, progress=not quiet,
-                        index_type=index_type or "BIN_FLAT", index_params=index_params)
+                        index_type=index_type or "BIN_FLAT", index_params=index_params, bulk_stage=bulk_stage,
+                        bulk_rows=bulk_rows)
     _print_failures(report)
     for key, reason in report.conflicts[:10]:
         click.echo(f"  conflict {key}: {reason}", err=True)

@@ -146,14 +146,24 @@ class Connection:
         if _OrmCollection is None:
             return None
         if name not in self._orm:
+            alias = self.orm_alias()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if self._alias is None:
-                    self._alias = f"milvus-hash-{os.getpid()}-{next(_alias_counter)}"
-                    self._retry_embedded(lambda: _orm_connections.connect(
-                        alias=self._alias, uri=self.target.uri, timeout=self.timeout, **self._client_kwargs))
-                self._orm[name] = _OrmCollection(name, using=self._alias)
+                self._orm[name] = _OrmCollection(name, using=alias)
         return self._orm[name]
+
+    def orm_alias(self) -> str | None:
+        """The ORM connection's alias (connected on first use), or None where pymilvus has no ORM."""
+        if _orm_connections is None:
+            return None
+        if self._alias is None:
+            alias = f"milvus-hash-{os.getpid()}-{next(_alias_counter)}"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._retry_embedded(lambda: _orm_connections.connect(
+                    alias=alias, uri=self.target.uri, timeout=self.timeout, **self._client_kwargs))
+            self._alias = alias
+        return self._alias
 
     def forget(self, name: str) -> None:
         self._orm.pop(name, None)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 from typing import Iterable, Iterator, Sequence
 
@@ -45,6 +46,7 @@ from ..errors import (
     CollectionNotFoundError,
     EncoderMismatchError,
     InvalidInputError,
+    MilvusServerError,
     NotAHashCollectionError,
     expected,
 )
@@ -74,6 +76,10 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _RECORD_KEY = "milvus_hash"
 _BATCH_BYTES = 16 * 1024 * 1024  # one write request stays well under gRPC's message limit
 _QUERY_ID_CHUNK = 1000  # ids a query or delete names at most
+#: How rows are sent: ``"columns"`` through pymilvus's ORM ``Collection`` (2.3-3.8x faster here;
+#: deprecated in pymilvus 3.0, announced for removal in 3.1), ``"rows"`` through ``MilvusClient``
+#: (the API that stays), ``"auto"`` columns while pymilvus has the ORM, else rows.
+WRITE_PATHS = ("auto", "columns", "rows")
 _ANSWER_BYTES = 64 * 1024 * 1024  # a search answer that carries codes stays under this
 
 
@@ -120,6 +126,9 @@ class HashStore:
             processes' writes within the server's bounded staleness (about a second); ``"Strong"``:
             every read waits for every write (about 200 ms more a read on a Milvus 2.3 server);
             ``"Bounded"`` / ``"Eventually"``: fastest, own writes may be missed for a moment.
+        write_path: ``"auto"`` (default: column writes while pymilvus has its ORM, else rows),
+            ``"columns"`` or ``"rows"`` (:data:`WRITE_PATHS`). Large loads into a server:
+            :meth:`bulk_import`.
         **tls: passed through to pymilvus (``secure``, ``server_pem_path``, ``server_name``,
             ``ca_pem_path``, ``client_pem_path``, ``client_key_path``).
 
@@ -141,9 +150,12 @@ class HashStore:
         db_name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         consistency_level: str = "Session",
+        write_path: str = "auto",
         **tls,
     ):
         self.target = resolve_uri(uri)
+        if write_path not in WRITE_PATHS:
+            raise expected("write_path", f"one of {WRITE_PATHS}", repr(write_path))
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise expected("timeout", "a positive number of seconds", repr(timeout))
         if consistency_level not in ("Strong", "Bounded", "Session", "Eventually"):
@@ -158,6 +170,7 @@ class HashStore:
         kwargs.update(tls)
         self.timeout = float(timeout)
         self.consistency_level = consistency_level
+        self.write_path = write_path
         self._read = {"consistency_level": consistency_level}
         self._written: set[str] = set()  # collections written since this store last read them at Strong
         self._conn = Connection(self.target, timeout=self.timeout, **kwargs)
@@ -289,14 +302,7 @@ class HashStore:
             info = self.describe_collection(collection)
             self._check_encoder(info, encoder)
             return info
-        record = {_RECORD_KEY: {"format": 1, "encoder": encoder.to_dict()}}
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
-                                            description=json.dumps(record, sort_keys=True))
-        schema.add_field(ID, DataType.INT64, is_primary=True)
-        schema.add_field(CODE, DataType.BINARY_VECTOR, dim=encoder.n_bits)
-        schema.add_field(SOURCE, DataType.VARCHAR, max_length=MAX_SOURCE_BYTES)
-        schema.add_field(LABEL, DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
-        schema.add_field(METADATA, DataType.JSON)
+        schema = _schema(encoder)
         index = self._client.prepare_index_params()
         # a copy: pymilvus 2.5 writes index_type and metric_type into the dict it is given
         index.add_index(field_name=CODE, index_type=index_type, metric_type="HAMMING", params=dict(params))
@@ -402,28 +408,40 @@ class HashStore:
         """
         return self._write("upsert", collection, ids, codes, encoder, sources, labels, metadata, batch_size)
 
-    def _write(self, mode, collection, ids, codes, encoder, sources, labels, metadata, batch_size) -> int:
+    def _rows(self, collection, ids, codes, encoder, sources, labels, metadata):
+        """The rows to write, checked: ``(ids int64 (n,), codes uint8 (n, b), sources, labels, metadata)``."""
         info = self.describe_collection(collection)
         if encoder is None:
             raise expected("encoder", "the EncoderSpec of the encoder that made these codes", None)
         self._check_encoder(info, encoder)
-        batch_size = _check_positive_int(batch_size, "batch_size")
         codes = as_codes(codes, n_bits=info.n_bits)
         n = codes.shape[0]
         ids = as_ids(ids, n=n)
-        if n == 0:
-            return 0
-        duplicated = _count_duplicates(ids)
+        duplicated = _count_duplicates(ids) if n else 0
         if duplicated:
             raise expected("ids", "unique ids", f"{duplicated} duplicated")
-        given_sources, given_metadata = sources is not None, metadata is not None
         sources = _column(sources, n, "sources", _clean_source)
         labels = _column(labels, n, "labels", _clean_label)
         metadata = _column(metadata, n, "metadata", _clean_metadata)
+        return ids, codes, sources, labels, metadata
+
+    def _write(self, mode, collection, ids, codes, encoder, sources, labels, metadata, batch_size) -> int:
+        given_sources, given_metadata = sources is not None, metadata is not None
+        batch_size = _check_positive_int(batch_size, "batch_size")
+        rows = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
+        return self._send(mode, collection, *rows, batch_size=batch_size, long_sources=given_sources,
+                          long_metadata=given_metadata)
+
+    def _send(self, mode, collection, ids, codes, sources, labels, metadata, *, batch_size: int = 10_000,
+              long_sources: bool = True, long_metadata: bool = True) -> int:
+        """Write checked rows (:meth:`_rows`) in requests of at most ``batch_size`` rows and 16 MiB."""
+        n = codes.shape[0]
+        if n == 0:
+            return 0
         row_bytes = codes.shape[1] + 64
-        if given_sources:
+        if long_sources:
             row_bytes += max((len(s) for s in sources), default=0)
-        if given_metadata:
+        if long_metadata:
             row_bytes += max((len(json.dumps(m)) for m in metadata if m), default=0)
         step = max(1, min(batch_size, _BATCH_BYTES // row_bytes))
         written = 0
@@ -435,19 +453,95 @@ class HashStore:
             written += stop - start
         return written
 
+    def bulk_import(self, collection: str, *, ids, codes, encoder: EncoderSpec, stage, sources=None, labels=None,
+                    metadata=None, timeout: float = 3600.0, progress=None) -> dict[str, int]:
+        """Write rows through Milvus's bulk import, for large loads into a server.
+
+        Rows whose id the collection already holds are upserted (an import only appends, so a rerun
+        writes nothing twice); the new ones are written as the NumPy files of pymilvus's BulkWriter in
+        a new directory under ``stage``, imported by the server, and counted: the call returns once
+        the collection shows every one of them (at ``Strong`` consistency), and the files are removed.
+        ``stage`` must be a directory the server reads as its storage (:mod:`milvus_hash.store.bulk`:
+        under the data directory of a server with local storage; on MinIO / S3, its bucket).
+
+        Args: as :meth:`upsert`, plus ``stage`` (a path), ``timeout`` (seconds for the import and
+        for the rows to show), ``progress`` (called with the import's percent and rows so far).
+        Returns ``{"imported": new rows, "upserted": rows that existed}``.
+
+        Raises :class:`InvalidInputError` on Milvus Lite (it has no import); :class:`MilvusServerError`
+        when the import fails or its rows do not all show within ``timeout``.
+        """
+        from . import bulk
+
+        if self.embedded:
+            raise expected("uri", "a Milvus server for a bulk import (Milvus Lite has no import: write with "
+                                  "upsert, or leave out --bulk)", f"Milvus Lite at {self.target}")
+        if not isinstance(stage, (str, bytes)) and not hasattr(stage, "__fspath__"):
+            raise expected("stage", "a directory the Milvus server reads (a path)", repr(stage))
+        ids, codes, sources, labels, metadata = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
+        if ids.size == 0:
+            return {"imported": 0, "upserted": 0}
+        before = self._strong_count(collection)
+        # an import only appends: ids already stored are upserted instead (none to look for in an empty collection)
+        stored = np.isin(ids, self.get(collection, ids=ids, with_codes=False).ids) if before else \
+            np.zeros(ids.size, bool)
+        upserted = 0
+        if stored.any():
+            pick = np.flatnonzero(stored).tolist()
+            upserted = self._send("upsert", collection, ids[stored], codes[stored], [sources[i] for i in pick],
+                                  [labels[i] for i in pick], [metadata[i] for i in pick])
+        new = np.flatnonzero(~stored).tolist()
+        if not new:
+            return {"imported": 0, "upserted": upserted}
+        where, groups = bulk.write_files({ID: ids[new], CODE: codes[new], SOURCE: [sources[i] for i in new],
+                                          LABEL: [labels[i] for i in new], METADATA: [metadata[i] for i in new]},
+                                         stage)
+        try:
+            alias = self._conn.orm_alias()
+            deadline = time.monotonic() + float(timeout)
+            imported = 0
+            for files in groups:
+                with translate_errors("bulk import", self.target, collection):
+                    imported += bulk.run_import(alias, collection, files, progress=progress,
+                                                timeout=max(1.0, deadline - time.monotonic()))
+            self._written.add(collection)
+            if imported != len(new):
+                raise MilvusServerError(f"bulk import into {collection!r}: the server imported {imported:,} "
+                                        f"rows of {len(new):,}")
+            while (shown := self._strong_count(collection) - before) < len(new):  # the query node loads them
+                if time.monotonic() > deadline:
+                    raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} of {len(new):,} "
+                                            f"imported rows show after {float(timeout):g} s", retryable=True)
+                time.sleep(0.5)
+        finally:
+            bulk.remove(where)
+        return {"imported": len(new), "upserted": upserted}
+
+    def _strong_count(self, collection: str) -> int:
+        res = self._call("count", collection, self._client.query, collection, filter="",
+                         output_fields=["count(*)"], consistency_level="Strong")
+        return int(res[0]["count(*)"])
+
     def write_columns(self, mode: str, collection: str, columns: dict[str, list]) -> None:
         """One ``insert`` or ``upsert`` request of whole columns (every field of the schema, in its
-        order): column-wise through pymilvus's ORM where it has one (2-3x faster than rows, and its
-        row path checks long strings character by character), else row-wise."""
+        order), sent as :data:`WRITE_PATHS` and the store's ``write_path`` say: column-wise through
+        pymilvus's ORM where it has one (2.3-3.8x faster than rows, and its row path checks long
+        strings character by character), else row-wise through ``MilvusClient``."""
         orm = None
-        with translate_errors(mode, self.target, collection):
-            orm = self._conn.orm_collection(collection)
+        if self.write_path != "rows":
+            with translate_errors(mode, self.target, collection):
+                orm = self._conn.orm_collection(collection)
+            if orm is None and self.write_path == "columns":
+                import pymilvus
+
+                raise expected("write_path", "'auto' or 'rows' with this pymilvus (it has no ORM for column writes)",
+                               f"'columns' with pymilvus {pymilvus.__version__}")
         self._written.add(collection)
         if orm is not None:
             with warnings.catch_warnings():  # the ORM's deprecation notice, once per request
                 warnings.simplefilter("ignore")
                 self._call(mode, collection, getattr(orm, mode), list(columns.values()))
-        else:  # pragma: no cover - pymilvus without the ORM: row-wise writes
+        else:  # write_path="rows", or a pymilvus without the ORM (3.1 and later)
             rows = [dict(zip(columns, r)) for r in zip(*columns.values())]
             self._call(mode, collection, getattr(self._client, mode), collection, rows)
 
@@ -744,6 +838,19 @@ def _hit_fields(hit) -> dict:
     if LABEL in out:
         out[LABEL] = out[LABEL] or None
     return out
+
+
+def _schema(encoder: EncoderSpec):
+    """The pymilvus ``CollectionSchema`` of a milvus-hash collection of ``encoder``'s codes."""
+    record = {_RECORD_KEY: {"format": 1, "encoder": encoder.to_dict()}}
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                        description=json.dumps(record, sort_keys=True))
+    schema.add_field(ID, DataType.INT64, is_primary=True)
+    schema.add_field(CODE, DataType.BINARY_VECTOR, dim=encoder.n_bits)
+    schema.add_field(SOURCE, DataType.VARCHAR, max_length=MAX_SOURCE_BYTES)
+    schema.add_field(LABEL, DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
+    schema.add_field(METADATA, DataType.JSON)
+    return schema
 
 
 def _rows_per_answer(n_bits: int, most: int) -> int:
