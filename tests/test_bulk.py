@@ -124,6 +124,18 @@ def test_bulk_import_on_milvus_lite_is_refused_in_one_line(lite_store, tmp_path)
     assert lite_store.count("c") == 0
 
 
+@pytest.mark.unit
+def test_a_stage_that_cannot_be_written_is_named_in_one_line(tmp_path):
+    from milvus_hash.store import bulk
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InvalidInputError, match=r"^stage: expected a directory this process can write and the "
+                                                r"Milvus server reads, received .*file \(\w+Error"):
+        bulk.write_files({"id": np.arange(2), "code": np.zeros((2, 8), np.uint8), "source": ["", ""],
+                          "label": ["", ""], "metadata": [{}, {}]}, blocker)
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """120 of scikit-learn's digits as PNGs, one folder per label, and a library on them."""

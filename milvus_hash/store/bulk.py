@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MilvusServerError
+from ..errors import MilvusServerError, expected
 
 #: Rows a file group (one import) holds at most.
 ROWS_PER_GROUP = 1_000_000
@@ -49,7 +49,11 @@ def write_files(columns: dict[str, object], stage) -> tuple[Path, list[list[str]
     for g, start in enumerate(range(0, n, ROWS_PER_GROUP)):
         stop = min(n, start + ROWS_PER_GROUP)
         folder = where / str(g + 1)
-        folder.mkdir(parents=True)
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise expected("stage", "a directory this process can write and the Milvus server reads",
+                           f"{stage} ({type(exc).__name__}: {exc.strerror or exc})") from None
         files = []
         for name, values in columns.items():
             path = folder / f"{name}.npy"
