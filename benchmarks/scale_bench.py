@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from milvus_hash import EncoderSpec, HashStore  # noqa: E402
 from milvus_hash.store.local_server import LocalMilvusServer  # noqa: E402
+from store_bench import wait_indexed  # noqa: E402  (flush, then wait until every sealed row is indexed)
 
 BATCH = 10_000
 QUERIES = 100
@@ -86,17 +87,6 @@ def milvus_pids(server: LocalMilvusServer | None) -> list[int]:
             if ppid == me and name.startswith("milvus"):
                 out.append(int(entry))
     return out
-
-
-def wait_indexed(store: HashStore, name: str, timeout: float = 1800) -> None:
-    store.flush(name)
-    client = store._client
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        idx = client.describe_index(name, client.list_indexes(name)[0])
-        if int(idx.get("pending_index_rows", 0)) == 0 and idx.get("state", "Finished") == "Finished":
-            return
-        time.sleep(1)
 
 
 def grow(label: str, uri: str, server, sizes: list[int], n_bits: int, seed: int, out: list[dict],
