@@ -70,21 +70,23 @@ def rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-def milvus_pids(server: LocalMilvusServer | None) -> list[int]:
-    """The Milvus process(es): the local server's, or Milvus Lite's embedded server (a child of this process)."""
+def milvus_pids(server: LocalMilvusServer | None, uri: str) -> list[int]:
+    """The Milvus process(es): the local server's, or the Milvus Lite embedded server of ``uri`` (a
+    child of this process whose command line names the database file: an earlier Lite server that
+    has not exited yet is not counted, as it was in the run of 2026-12-02)."""
     if server is not None:
         return [server.proc.pid]
-    me = os.getpid()
-    out = []
+    me, out = os.getpid(), []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
                 name = stat.split("(", 1)[1].split(")", 1)[0]
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == me and name.startswith("milvus"):
+            if ppid == me and name.startswith("milvus") and Path(uri).name in cmdline:
                 out.append(int(entry))
     return out
 
@@ -130,7 +132,7 @@ def grow(label: str, uri: str, server, sizes: list[int], n_bits: int, seed: int,
             assert res.ids.shape == (QUERIES, K) and (res.ids >= 0).all()
             row = {"backend": label, "n_bits": n_bits, "n": n, "insert_rows_s": (n - have) / insert_s,
                    "flush_index_s": settle_s, "search_qps": QUERIES / statistics.median(times),
-                   "rss_mib": rss_mib(milvus_pids(server)), "count": store.count(name)}
+                   "rss_mib": rss_mib(milvus_pids(server, uri)), "count": store.count(name)}
             assert row["count"] == n, row
             out.append(row)
             save()
