@@ -124,6 +124,25 @@ def test_bulk_import_on_milvus_lite_is_refused_in_one_line(lite_store, tmp_path)
     assert lite_store.count("c") == 0
 
 
+@pytest.mark.server
+def test_bulk_import_bad_arguments_are_named_in_one_line(server_store, bulk_stage):
+    store, name = server_store, f"t_{uuid.uuid4().hex[:12]}"
+    spec = make_spec(64)
+    store.create_collection(name, encoder=spec)
+    ids, codes = _rows(10, 64, seed=1)
+    try:
+        with pytest.raises(InvalidInputError, match=r"^timeout: expected a positive number of seconds, received 0$"):
+            store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage, timeout=0)
+        with pytest.raises(InvalidInputError, match=r"^stage: expected a directory the Milvus server reads \(a path\), "
+                                                    r"received 3$"):
+            store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=3)
+        with pytest.raises(InvalidInputError, match=r"^ids: expected unique ids, received 1 duplicated$"):
+            store.bulk_import(name, ids=np.r_[ids[:9], ids[:1]], codes=codes, encoder=spec, stage=bulk_stage)
+        assert store.count(name) == 0
+    finally:
+        store.drop_collection(name)
+
+
 @pytest.mark.unit
 def test_a_stage_that_cannot_be_written_is_named_in_one_line(tmp_path):
     from milvus_hash.store import bulk

@@ -478,6 +478,8 @@ class HashStore:
                                   "upsert, or leave out --bulk)", f"Milvus Lite at {self.target}")
         if not isinstance(stage, (str, bytes)) and not hasattr(stage, "__fspath__"):
             raise expected("stage", "a directory the Milvus server reads (a path)", repr(stage))
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise expected("timeout", "a positive number of seconds", repr(timeout))
         ids, codes, sources, labels, metadata = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
         if ids.size == 0:
             return {"imported": 0, "upserted": 0}
