@@ -98,6 +98,19 @@ def make_spec(n_bits: int, kind: str = "test", seed: int = 0) -> EncoderSpec:
     return EncoderSpec(kind, f"fp{seed:04d}{n_bits}", n_bits)
 
 
+def write_digit_pngs(root, per_class: int):
+    """The first ``per_class`` of each of scikit-learn's digits as PNGs in ``root/<label>/<index>.png``."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for i in np.flatnonzero(d.target == c)[:per_class]:
+            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
+    return root
+
+
 def random_codes(n: int, n_bits: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, n_bits // 8), dtype=np.uint8)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_spec, random_codes
+from conftest import make_spec, random_codes, write_digit_pngs
 from ingestion.cli import cli
 from milvus_hash import HashStore, InvalidInputError, hamming_topk
 
@@ -158,15 +158,7 @@ def test_a_stage_that_cannot_be_written_is_named_in_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """120 of scikit-learn's digits as PNGs, one folder per label, and a library on them."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("bulk") / "digits"
-    d = load_digits()
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-        for i in np.flatnonzero(d.target == c)[:12]:
-            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
+    root = write_digit_pngs(tmp_path_factory.mktemp("bulk") / "digits", 12)
     lib = root.parent / "lib.npz"
     res = CliRunner().invoke(cli, ["hypertrain", str(root), "--backbone", "pixels", "--size", "8", "--rounds", "4",
                                    "--categories", "10", "--expand", "6", "--out", str(lib), "--quiet"])

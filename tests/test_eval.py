@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import write_digit_pngs
 from ingestion.cli import cli
 from milvus_hash.codes import hamming_topk, pack_bits
 from milvus_hash.eval import average_precisions, precision_within_radius
@@ -48,15 +49,7 @@ def test_milvus_scorer_gives_the_numpy_numbers(store):
 
 @pytest.fixture(scope="module")
 def digits_folder(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("eval") / "digits"
-    d = load_digits()
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-        for i in np.flatnonzero(d.target == c)[:40]:
-            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
-    return root
+    return write_digit_pngs(tmp_path_factory.mktemp("eval") / "digits", 40)
 
 
 ARGS = ["--backbone", "pixels", "--size", "8", "--rounds", "12", "--queries", "60", "--shots", "1,5",

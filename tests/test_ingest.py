@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import write_digit_pngs
 from ingestion.cli import cli
 from ingestion.features_folder import read_features
 from ingestion.pipeline import ingest
@@ -29,14 +30,7 @@ N_PER_CLASS = 15
 def digits_folder(tmp_path_factory):
     """150 real images (scikit-learn's digits, 15 per class) as PNGs in one folder per label, and a
     corrupt file."""
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("imgs") / "digits"
-    d = load_digits()
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-        for i in np.flatnonzero(d.target == c)[:N_PER_CLASS]:
-            Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(root / str(c) / f"{i:04d}.png")
+    root = write_digit_pngs(tmp_path_factory.mktemp("imgs") / "digits", N_PER_CLASS)
     (root / "3" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     return root
 
