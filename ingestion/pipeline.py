@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from milvus_hash.categories.materialized import materialized_categories
 from milvus_hash.errors import MilvusHashError, expected
 from milvus_hash.features import Backbone, backbone_record
+from milvus_hash.store.bulk_stage import open_stage
 
 from .features_folder import FeaturesWriter, stored_ids
 from .sources import Item, content_id, select_shard
@@ -295,8 +296,10 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
         index_type, index_params: the Hamming index of a new collection
             (:meth:`milvus_hash.store.HashStore.create_collection`); an existing one keeps its own.
         bulk_stage: write the codes through Milvus's bulk import (a server only,
-            :meth:`milvus_hash.store.HashStore.bulk_import`), staging NumPy files in this directory, one
-            import per ``bulk_rows`` rows; rows whose id is stored are upserted as usual.
+            :meth:`milvus_hash.store.HashStore.bulk_import`), staging NumPy files where the server
+            reads them (a directory, or ``s3://BUCKET/PREFIX`` / a
+            :class:`milvus_hash.store.bulk_stage.BucketStage` for a server on MinIO / S3), one import
+            per ``bulk_rows`` rows; rows whose id is stored are upserted as usual.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "as_pipeline"):
@@ -321,6 +324,7 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
                            repr(str(bulk_stage)))
         if isinstance(bulk_rows, bool) or not isinstance(bulk_rows, int) or bulk_rows < 1:
             raise expected("bulk_rows", "a positive int", repr(bulk_rows))
+        bulk_stage = open_stage(bulk_stage).check()  # a bucket that is missing or refused: before any work
     store.create_collection(collection, encoder=spec, index_type=index_type, index_params=index_params)
     # library codes: the collection's materialized categories get their codes in the same pass
     categories = materialized_categories(store, collection) if spec.kind == "ugh" else None

@@ -32,7 +32,7 @@ _EXPORTS = {
     # errors
     **dict.fromkeys(["CollectionNotFoundError", "EncoderMismatchError", "InvalidInputError", "MilvusHashError",
                      "MilvusServerError", "MilvusUnavailableError", "NotAHashCollectionError",
-                     "WeightsUnavailableError"], ".errors"),
+                     "StorageUnavailableError", "WeightsUnavailableError"], ".errors"),
     # features
     **dict.fromkeys(["Backbone", "get_backbone"], ".features"),
     # encoders
@@ -40,7 +40,7 @@ _EXPORTS = {
                      "UGHLibrary", "CCACoder", "L1BitSelector", "UTHEncoder"], ".encoders"),
     # the store
     **dict.fromkeys(["DEFAULT_URI", "HashStore", "CollectionInfo", "Records", "SearchResult",
-                     "LocalMilvusServer"], ".store"),
+                     "LocalMilvusServer", "BucketStage", "DirectoryStage"], ".store"),
     # categories
     **dict.fromkeys(["HashClient", "Category", "CategoryNotFoundError", "StaleCategoryWarning"], ".categories"),
 }

@@ -36,6 +36,17 @@ class MilvusUnavailableError(MilvusHashError, ConnectionError):
     retryable = True
 
 
+class StorageUnavailableError(MilvusHashError, ConnectionError):
+    """The object storage of a bulk import's stage (S3, MinIO) could not be reached or failed.
+
+    ``retryable`` is ``True`` unless the storage's answer says a retry cannot help.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class MilvusServerError(MilvusHashError):
     """Milvus answered with an error that is not one of the above.
 

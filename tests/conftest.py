@@ -53,6 +53,63 @@ def bulk_stage(milvus_server, tmp_path):
     return str(tmp_path / "stage")
 
 
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "milvus-hash-test", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-7f3a"}
+
+
+@pytest.fixture(scope="session")
+def s3_milvus(tmp_path_factory):
+    """A real Milvus server whose storage is an S3 bucket, as on a MinIO-backed deployment.
+
+    The S3 endpoint is moto's S3 server (``moto_server``, an implementation of the S3 API for
+    tests: no MinIO binary installs here); the Milvus server is the real 2.3.5 standalone, storing
+    its segments in bucket ``milvus-hash-bucket`` and importing from it. Yields
+    ``{"uri", "endpoint", "bucket"}``; the credentials are :data:`S3_KEYS`.
+    """
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from milvus_hash.store.local_server import free_port
+
+    exe = Path(sys.executable).with_name("moto_server")
+    exe = str(exe) if exe.exists() else shutil.which("moto_server")
+    if exe is None:
+        pytest.fail("moto_server not found: it comes with the test extras (pip install -e '.[test]')")
+    root = tmp_path_factory.mktemp("s3-milvus")
+    port = free_port()
+    log = open(root / "moto.log", "wb")
+    moto = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    server = None
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(endpoint, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"moto_server did not answer at {endpoint}: {(root / 'moto.log').read_text()[-500:]}")
+        bucket = "milvus-hash-bucket"
+        server = LocalMilvusServer(root / "milvus", stop_grace=5, config={
+            "common.storageType": "minio", "minio.address": "127.0.0.1", "minio.port": port,
+            "minio.accessKeyID": S3_KEYS["AWS_ACCESS_KEY_ID"],
+            "minio.secretAccessKey": S3_KEYS["AWS_SECRET_ACCESS_KEY"], "minio.bucketName": bucket})
+        server.start()
+        yield {"uri": server.uri, "endpoint": endpoint, "bucket": bucket}
+    finally:
+        if server is not None:
+            server.stop()
+        os.killpg(moto.pid, signal.SIGTERM)
+        moto.wait(timeout=30)
+        log.close()
+
+
 @pytest.fixture
 def lite_store(tmp_path):
     with HashStore(str(tmp_path / "test.db")) as store:

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_spec, random_codes, write_digit_pngs
+from conftest import S3_KEYS, make_spec, random_codes, write_digit_pngs
 from ingestion.cli import cli
-from milvus_hash import HashStore, InvalidInputError, hamming_topk
+from milvus_hash import (BucketStage, HashStore, InvalidInputError, MilvusServerError, StorageUnavailableError,
+                         hamming_topk)
+from milvus_hash.store.local_server import free_port
 
 
 def _rows(n: int, n_bits: int, seed: int):
@@ -133,7 +135,8 @@ def test_bulk_import_bad_arguments_are_named_in_one_line(server_store, bulk_stag
     try:
         with pytest.raises(InvalidInputError, match=r"^timeout: expected a positive number of seconds, received 0$"):
             store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage, timeout=0)
-        with pytest.raises(InvalidInputError, match=r"^stage: expected a directory the Milvus server reads \(a path\), "
+        with pytest.raises(InvalidInputError, match=r"^stage: expected a directory the Milvus server reads, or "
+                                                    r"s3://BUCKET/PREFIX, "
                                                     r"received 3$"):
             store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=3)
         with pytest.raises(InvalidInputError, match=r"^ids: expected unique ids, received 1 duplicated$"):
@@ -206,3 +209,169 @@ def test_cli_ingest_bulk_on_milvus_lite_is_a_usage_error_before_any_work(images,
         in res.output
     with HashStore(str(db)) as store:
         assert "c" not in store.list_collections()
+
+
+# ---------------------------------------------------------------- a server on S3 / MinIO: the bucket stage
+
+
+def _objects(s3_milvus, prefix: str) -> list[str]:
+    client = BucketStage(f"s3://{s3_milvus['bucket']}", endpoint=s3_milvus["endpoint"], **_keys()).client()
+    return [o.object_name for o in client.list_objects(s3_milvus["bucket"], prefix=prefix, recursive=True)]
+
+
+def _keys() -> dict:
+    return {"access_key": S3_KEYS["AWS_ACCESS_KEY_ID"], "secret_key": S3_KEYS["AWS_SECRET_ACCESS_KEY"]}
+
+
+@pytest.mark.server
+def test_bulk_import_through_the_servers_bucket_counts_every_row_and_leaves_nothing_behind(s3_milvus):
+    """The files are uploaded to the bucket the server stores its data in, imported from there,
+    counted exactly, equal numpy's top-k, and removed; a rerun upserts and writes nothing twice."""
+    spec = make_spec(128)
+    ids, codes = _rows(3000, 128, 11)
+    prefix = f"stage-{uuid.uuid4().hex[:8]}"
+    stage = BucketStage(f"s3://{s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
+    seen = []
+    with HashStore(s3_milvus["uri"]) as store:
+        store.create_collection("via_bucket", encoder=spec)
+        out = store.bulk_import("via_bucket", ids=ids[:2000], codes=codes[:2000], encoder=spec, stage=stage,
+                                sources=[f"img/{i}.png" for i in range(2000)], progress=lambda p, r: seen.append(r))
+        assert out == {"imported": 2000, "upserted": 0}
+        assert store.count("via_bucket") == 2000
+        assert seen and seen[-1] == 2000
+        assert _objects(s3_milvus, prefix) == []  # the uploaded files are removed
+        assert len(_objects(s3_milvus, "files/")) > 0  # while the server's own data is in the same bucket
+        # half stored, half new: 1000 upserted, 1000 imported, nothing twice
+        assert store.bulk_import("via_bucket", ids=ids[1000:], codes=codes[1000:], encoder=spec, stage=stage) == \
+            {"imported": 1000, "upserted": 1000}
+        assert store.count("via_bucket") == 3000
+        res = store.search("via_bucket", codes=codes[:5], k=10, ties="id")
+        order = np.argsort(ids)  # ties go to the smaller id, as in hamming_topk over rows sorted by id
+        ref = hamming_topk(codes[:5], codes[order], 10)
+        np.testing.assert_array_equal(res.ids, ids[order][ref.ids])
+        np.testing.assert_array_equal(res.distances, ref.distances)
+        assert store.get("via_bucket", ids=ids[:2]).sources == ["img/0.png", "img/1.png"]
+        assert _objects(s3_milvus, prefix) == []
+
+
+@pytest.mark.server
+def test_bulk_import_from_a_bucket_the_server_does_not_read_fails_in_one_line_and_cleans_up(s3_milvus):
+    spec = make_spec(64)
+    ids, codes = _rows(50, 64, 12)
+    other = f"not-milvus-{uuid.uuid4().hex[:6]}"
+    stage = BucketStage(f"s3://{other}/stage", endpoint=s3_milvus["endpoint"], **_keys())
+    stage.client().make_bucket(other)
+    with HashStore(s3_milvus["uri"]) as store:
+        store.create_collection("wrong_bucket", encoder=spec)
+        with pytest.raises(MilvusServerError, match=rf"^bulk import into 'wrong_bucket' failed: .*is '{other}' its "
+                                                    r"minio.bucketName") as err:
+            store.bulk_import("wrong_bucket", ids=ids, codes=codes, encoder=spec, stage=stage, timeout=120)
+        assert not err.value.retryable and "\n" not in str(err.value)
+        assert list(stage.client().list_objects(other, recursive=True)) == []
+        assert store.count("wrong_bucket") == 0
+
+
+@pytest.mark.server
+def test_a_missing_bucket_and_an_unreachable_storage_are_named_before_anything_is_written(s3_milvus):
+    spec = make_spec(64)
+    ids, codes = _rows(20, 64, 13)
+    with HashStore(s3_milvus["uri"]) as store:
+        store.create_collection("no_bucket", encoder=spec)
+        with pytest.raises(InvalidInputError, match=r"^stage: expected an existing bucket at http://127.0.0.1:\d+ "
+                                                    r"\(the Milvus server's own bucket\), received s3://no-such-b"):
+            store.bulk_import("no_bucket", ids=ids, codes=codes, encoder=spec,
+                              stage=BucketStage("s3://no-such-bucket/x", endpoint=s3_milvus["endpoint"], **_keys()))
+        closed = f"http://127.0.0.1:{free_port()}"
+        with pytest.raises(StorageUnavailableError, match=rf"^object storage {closed} did not answer while checking "
+                                                          r"the bucket s3://closed-bucket/x: \w+") as err:
+            store.bulk_import("no_bucket", ids=ids, codes=codes, encoder=spec,
+                              stage=BucketStage("s3://closed-bucket/x", endpoint=closed, timeout=2, **_keys()))
+        assert err.value.retryable
+        assert store.count("no_bucket") == 0
+
+
+@pytest.mark.unit
+def test_a_bucket_stage_reads_the_aws_environment_and_never_shows_its_credentials(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.internal:9000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value-xyz")
+    stage = BucketStage("s3://a-bucket/stage/")
+    assert (stage.bucket, stage.prefix, stage.endpoint) == ("a-bucket", "stage", "http://minio.internal:9000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.org")  # the S3-specific one wins
+    assert BucketStage("s3://a-bucket").endpoint == "https://s3.example.org"
+    assert BucketStage("s3://a-bucket", endpoint="localhost:9000").endpoint == "https://localhost:9000"
+    for text in (str(stage), repr(stage), stage.hint()):
+        assert "AKIAEXAMPLEKEY" not in text and "s3cr3t" not in text
+    with pytest.raises(InvalidInputError, match=r"^stage: expected a directory or s3://BUCKET/PREFIX, "
+                                                r"received 's3:///x'$"):
+        BucketStage("s3:///x")
+    with pytest.raises(InvalidInputError, match=r"^endpoint: expected the object storage as http\(s\)://host\[:port\] "
+                                                r"\(no path, no credentials\), received 'ftp://h/p'$"):
+        BucketStage("s3://bkt", endpoint="ftp://h/p")
+    with pytest.raises(InvalidInputError, match=r"^stage: expected s3://BUCKET/PREFIX with a bucket name of 3-63 "):
+        BucketStage("s3://My_Bucket/x")
+    with pytest.raises(InvalidInputError, match=r"^endpoint: .*received 'http://h'$") as err:
+        BucketStage("s3://bkt", endpoint="http://user:pw@h")
+    assert "pw" not in str(err.value)
+
+
+@pytest.mark.unit
+def test_storage_refusals_are_typed_by_whether_a_retry_helps():
+    from minio.error import S3Error
+
+    stage = BucketStage("s3://bkt/p", endpoint="http://127.0.0.1:1", access_key="k", secret_key="xyzzy-private")
+
+    def raised(code):
+        try:
+            with stage._errors("uploading to"):
+                raise S3Error(None, code, "msg", "/b/p", "req", "host")
+        except Exception as exc:  # noqa: BLE001 - the type is what is checked
+            return exc
+
+    denied = raised("AccessDenied")
+    assert isinstance(denied, InvalidInputError) and str(denied) == (
+        "stage: expected credentials that may write to the bucket (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
+        "received s3://bkt/p: AccessDenied while uploading to")
+    assert isinstance(raised("NoSuchBucket"), InvalidInputError)
+    busy = raised("SlowDown")
+    assert isinstance(busy, StorageUnavailableError) and busy.retryable
+    odd = raised("InvalidObjectState")
+    assert isinstance(odd, StorageUnavailableError) and not odd.retryable
+    assert all("xyzzy" not in str(e) for e in (denied, busy, odd))
+
+
+@pytest.mark.server
+def test_cli_ingest_bulk_into_a_server_on_s3(images, s3_milvus, monkeypatch):
+    """`ingest --bulk s3://BUCKET/PREFIX --s3-endpoint URL` with the AWS environment's credentials:
+    what a plain ingest stores; a missing bucket is exit 1 before any work, a closed endpoint 75."""
+    root, lib = images
+    for k, v in S3_KEYS.items():
+        monkeypatch.setenv(k, v)
+    uri, name = s3_milvus["uri"], f"t_{uuid.uuid4().hex[:10]}"
+    run = CliRunner().invoke
+    res = run(cli, ["ingest", str(root), "--collection", name, "--encoder", str(lib), "--uri", uri, "--quiet",
+                    "--bulk", f"s3://{s3_milvus['bucket']}/cli-stage", "--s3-endpoint", s3_milvus["endpoint"],
+                    "--bulk-rows", "70"])
+    assert res.exit_code == 0, res.output
+    assert "ingested 120 (new 120, replaced 0), unchanged 0, failed 0 of 120" in res.output
+    assert S3_KEYS["AWS_SECRET_ACCESS_KEY"] not in res.output
+    with HashStore(uri) as store:
+        assert store.count(name) == 120
+        rows = [(s, lab) for r in store.iter_records(name) for s, lab in zip(r.sources, r.labels)]
+        assert len({s for s, _ in rows}) == 120 and all(s.split("/")[-2] == lab for s, lab in rows)
+    assert _objects(s3_milvus, "cli-stage") == []
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_milvus["endpoint"])  # the endpoint from the environment
+    res = run(cli, ["ingest", str(root), "--collection", "t_missing", "--encoder", str(lib), "--uri", uri,
+                    "--quiet", "--bulk", "s3://no-such-bucket/stage"])
+    assert res.exit_code == 1, res.output
+    assert "stage: expected an existing bucket at " + s3_milvus["endpoint"] in res.output
+    closed = f"http://127.0.0.1:{free_port()}"
+    res = run(cli, ["ingest", str(root), "--collection", "t_closed", "--encoder", str(lib), "--uri", uri,
+                    "--quiet", "--bulk", "s3://closed-bucket/stage", "--s3-endpoint", closed])
+    assert res.exit_code == 75, res.output
+    assert f"object storage {closed} did not answer" in res.output
+    res = run(cli, ["ingest", str(root), "--collection", "t_bad", "--encoder", str(lib), "--uri", uri,
+                    "--bulk", "s3://bkt/stage", "--s3-endpoint", "ftp://x"])
+    assert res.exit_code == 2 and "--s3-endpoint" in res.output and "expected the object storage as" in res.output
+    with HashStore(uri) as store:
+        assert not {"t_missing", "t_closed", "t_bad"} & set(store.list_collections())

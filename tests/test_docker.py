@@ -68,3 +68,42 @@ def test_store_on_official_milvus_image():
             ref = hamming_topk(codes[:10], codes, 10)
             np.testing.assert_array_equal(res.ids, ref.ids)
             np.testing.assert_array_equal(res.distances, ref.distances)
+
+
+@pytest.mark.docker
+def test_compose_servers_bulk_import_goes_through_its_minio_bucket(tmp_path):
+    """docker/docker-compose.yml as a user starts it (etcd, MinIO, Milvus 2.6): `bulk_import` with an
+    ``s3://a-bucket/...`` stage uploads to the MinIO the server stores its data in, the server
+    imports, every row counts and equals numpy, and the staged objects are gone."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from milvus_hash import BucketStage
+
+    reason = docker_engine_reason()
+    if reason:
+        pytest.skip(f"docker compose needs a Docker engine: {reason}")
+    compose = [*"docker compose -f".split(), str(Path(__file__).resolve().parents[1] / "docker" / "docker-compose.yml"),
+               "-p", "milvus-hash-test"]
+    env = dict(os.environ, MILVUS_HASH_VOLUMES=str(tmp_path / "volumes"))
+    subprocess.run([*compose, "up", "-d", "--wait", "--wait-timeout", "600"], env=env, check=True)
+    try:
+        stage = BucketStage("s3://a-bucket/milvus-hash-stage", endpoint="http://127.0.0.1:9000",
+                            access_key="minioadmin", secret_key="minioadmin")
+        spec = make_spec(256)
+        codes = random_codes(20_000, 256, 3)
+        ids = np.arange(20_000, dtype=np.int64) * 7 + 1
+        with HashStore("http://127.0.0.1:19530") as store:
+            assert store.server_version >= (2, 6, 4)
+            store.create_collection("compose_bulk", encoder=spec)
+            assert store.bulk_import("compose_bulk", ids=ids, codes=codes, encoder=spec, stage=stage) == \
+                {"imported": 20_000, "upserted": 0}
+            assert store.count("compose_bulk") == 20_000
+            res = store.search("compose_bulk", codes=codes[:10], k=10, ties="id")
+            ref = hamming_topk(codes[:10], codes, 10)
+            np.testing.assert_array_equal(res.ids, ids[ref.ids])
+            np.testing.assert_array_equal(res.distances, ref.distances)
+        assert list(stage.client().list_objects("a-bucket", prefix="milvus-hash-stage", recursive=True)) == []
+    finally:
+        subprocess.run([*compose, "down", "-v"], env=env, check=False)

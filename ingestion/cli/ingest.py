@@ -62,10 +62,14 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 @click.option("--index-param", "index_param", multiple=True, metavar="KEY=VALUE",
               help="Index parameter of a new collection, repeatable: nlist (BIN_IVF_FLAT, default 1024), "
                    "M and efConstruction (HNSW, default 16 and 200).")
-@click.option("--bulk", "bulk_stage", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("--bulk", "bulk_stage", default=None, metavar="DIR|s3://BUCKET/PREFIX",
               help="Write through Milvus's bulk import (servers; not Milvus Lite): codes are staged as NumPy "
-                   "files in DIR, a directory the server reads as its storage, and imported every --bulk-rows "
-                   "rows. Rows already stored are upserted as usual.")
+                   "files where the server reads them, and imported every --bulk-rows rows: DIR on a server with "
+                   "local storage; s3://BUCKET/PREFIX on a server on MinIO / S3, BUCKET its own bucket (the files "
+                   "are uploaded; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Rows already "
+                   "stored are upserted as usual.")
+@click.option("--s3-endpoint", envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], default=None, metavar="URL",
+              help="Object storage of an s3:// --bulk stage, e.g. http://localhost:9000 (MinIO) [default: AWS S3].")
 @click.option("--bulk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Rows per bulk import.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
@@ -73,7 +77,7 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, collection, encoder_path, store, backbone, weights, device, ten_crop, size, batch_size, workers,
            shard, labels, source_name, ids_from, resume, features_in, keep_features, index_type, index_param,
-           bulk_stage, bulk_rows, report_path, quiet):
+           bulk_stage, s3_endpoint, bulk_rows, report_path, quiet):
     """Encode the images of SOURCE and write their codes to Milvus.
 
     An image's key is the source's name and its path (letters/Q/x.png; name#index for
@@ -96,6 +100,8 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
       milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://milvus:19530 --index auto
       milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://localhost:19530 \\
           --bulk /var/lib/milvus/data/stage
+      milvus-hash ingest photos/ --collection big --encoder lib.npz --uri http://localhost:19530 \\
+          --bulk s3://a-bucket/stage --s3-endpoint http://localhost:9000
       MILVUS_URI=http://milvus:19530 milvus-hash ingest manifest.csv --collection photos \\
           --encoder lib.npz --shard $JOB_COMPLETION_INDEX/8
     """
@@ -108,6 +114,16 @@ def ingest(source, collection, encoder_path, store, backbone, weights, device, t
     if bulk_stage is not None and store.embedded:
         raise click.BadParameter(f"expected a Milvus server for a bulk import (Milvus Lite has no import), "
                                  f"received --uri {store.target}", param_hint="--bulk")
+    if bulk_stage is not None:
+        from milvus_hash.errors import InvalidInputError
+        from milvus_hash.store.bulk_stage import open_stage
+
+        options = {"endpoint": s3_endpoint} if s3_endpoint and "://" in bulk_stage else {}
+        try:
+            bulk_stage = open_stage(bulk_stage, **options)
+        except InvalidInputError as exc:
+            arg, _, message = str(exc).partition(": ")
+            raise click.BadParameter(message, param_hint="--s3-endpoint" if arg == "endpoint" else "--bulk") from None
     _check_index(store, collection, index_type, index_params)
     src = open_cli_source(source, labels, source_name)
     shard_t = parse_shard(shard)

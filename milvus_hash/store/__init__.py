@@ -6,6 +6,8 @@
 - :mod:`.connection`: connections, and pymilvus errors translated into typed ones;
 - :mod:`.records`: the plain result types (:class:`Records`, :class:`SearchResult`,
   :class:`CollectionInfo`);
+- :mod:`.bulk`, :mod:`.bulk_stage`: bulk imports: the BulkWriter's NumPy files, staged in a
+  directory the server reads (:class:`DirectoryStage`) or uploaded to its bucket (:class:`BucketStage`);
 - :mod:`.local_server`: :class:`LocalMilvusServer`, a real Milvus standalone server without Docker.
 
 The names load on first use (pymilvus takes about a second to import): the command line shows
@@ -16,6 +18,6 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {"DEFAULT_URI": ".uri", "MAX_TOPK": ".hash_store", "HashStore": ".hash_store",
             "LocalMilvusServer": ".local_server", "CollectionInfo": ".records", "Records": ".records",
-            "SearchResult": ".records"}
+            "SearchResult": ".records", "BucketStage": ".bulk_stage", "DirectoryStage": ".bulk_stage"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

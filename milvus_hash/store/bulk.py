@@ -6,10 +6,8 @@ strings, JSON as strings), written here column by column: the BulkWriter checks 
 Python (41 us a row here, which made the bulk path 0.2x the speed of an upsert), and the store has
 checked the rows already. ``tests/test_bulk.py`` checks that the files equal the BulkWriter's.
 
-Milvus imports files from its own storage: on a server whose storage is local (the ``milvus``
-package's ``milvus-server``, or a standalone with ``common.storageType: local``) any absolute path
-on its machine; on MinIO / S3 the files must be in its bucket (not uploaded here). Milvus Lite has
-no import.
+Milvus imports files from its own storage: where they wait for it (a directory, or a prefix in
+the server's bucket, uploaded) is :mod:`.bulk_stage`'s. Milvus Lite has no import.
 
 The import is asked through gRPC (pymilvus's ``utility.do_bulk_insert``: Milvus 2.3 to 2.6), its
 state is polled until it completes, and the rows are counted once the server shows them (on the
@@ -73,8 +71,10 @@ def _array(name: str, values) -> np.ndarray:
     return np.array(list(values), dtype=str)
 
 
-def run_import(alias: str, collection: str, files: list[str], *, timeout: float, progress=None) -> int:
-    """Import one group of files into ``collection``; wait for it; returns the rows it imported."""
+def run_import(alias: str, collection: str, files: list[str], *, timeout: float, progress=None,
+               hint: str = "") -> int:
+    """Import one group of files into ``collection``; wait for it; returns the rows it imported.
+    ``hint`` ends the message of a failed import (where the server should have found the files)."""
     from pymilvus import BulkInsertState, utility
 
     with warnings.catch_warnings():
@@ -89,7 +89,7 @@ def run_import(alias: str, collection: str, files: list[str], *, timeout: float,
                 return int(state.row_count)
             if state.state in (BulkInsertState.ImportFailed, BulkInsertState.ImportFailedAndCleaned):
                 raise MilvusServerError(f"bulk import into {collection!r} failed: {state.failed_reason} "
-                                        f"(files {files})", retryable=False)
+                                        f"(files {files[0]}, ...{'; ' + hint if hint else ''})", retryable=False)
             if time.monotonic() > deadline:
                 raise MilvusServerError(f"bulk import into {collection!r} did not finish in {timeout:g} s "
                                         f"(task {task}, state {state.state_name})", retryable=True)

@@ -458,26 +458,31 @@ class HashStore:
         """Write rows through Milvus's bulk import, for large loads into a server.
 
         Rows whose id the collection already holds are upserted (an import only appends, so a rerun
-        writes nothing twice); the new ones are written as the NumPy files of pymilvus's BulkWriter in
-        a new directory under ``stage``, imported by the server, and counted: the call returns once
-        the collection shows every one of them (at ``Strong`` consistency), and the files are removed.
-        ``stage`` must be a directory the server reads as its storage (:mod:`milvus_hash.store.bulk`:
-        under the data directory of a server with local storage; on MinIO / S3, its bucket).
+        writes nothing twice); the new ones are written as the NumPy files of pymilvus's BulkWriter,
+        staged where the server reads them, imported, and counted: the call returns once the
+        collection shows every one of them (at ``Strong`` consistency), and the files are removed.
 
-        Args: as :meth:`upsert`, plus ``stage`` (a path), ``timeout`` (seconds for the import and
-        for the rows to show), ``progress`` (called with the import's percent and rows so far).
+        Args: as :meth:`upsert`, plus
+            stage: where the server reads the files (:mod:`milvus_hash.store.bulk_stage`): a
+                directory, for a server with local storage; ``s3://BUCKET/PREFIX`` (or a
+                :class:`BucketStage`), for a server on MinIO / S3, BUCKET being its own bucket:
+                the files are uploaded there (endpoint and credentials from ``AWS_ENDPOINT_URL_S3`` /
+                ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``).
+            timeout: seconds for the import and for the rows to show.
+            progress: called with the import's percent and its rows so far.
         Returns ``{"imported": new rows, "upserted": rows that existed}``.
 
-        Raises :class:`InvalidInputError` on Milvus Lite (it has no import); :class:`MilvusServerError`
-        when the import fails or its rows do not all show within ``timeout``.
+        Raises :class:`InvalidInputError` on Milvus Lite (it has no import) or a bad stage;
+        :class:`StorageUnavailableError` when the stage's object storage does not answer (retryable);
+        :class:`MilvusServerError` when the import fails or its rows do not all show within ``timeout``.
         """
         from . import bulk
+        from .bulk_stage import open_stage
 
         if self.embedded:
             raise expected("uri", "a Milvus server for a bulk import (Milvus Lite has no import: write with "
                                   "upsert, or leave out --bulk)", f"Milvus Lite at {self.target}")
-        if not isinstance(stage, (str, bytes)) and not hasattr(stage, "__fspath__"):
-            raise expected("stage", "a directory the Milvus server reads (a path)", repr(stage))
+        stage = open_stage(stage)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise expected("timeout", "a positive number of seconds", repr(timeout))
         ids, codes, sources, labels, metadata = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
@@ -495,16 +500,15 @@ class HashStore:
         new = np.flatnonzero(~stored).tolist()
         if not new:
             return {"imported": 0, "upserted": upserted}
-        where, groups = bulk.write_files({ID: ids[new], CODE: codes[new], SOURCE: [sources[i] for i in new],
-                                          LABEL: [labels[i] for i in new], METADATA: [metadata[i] for i in new]},
-                                         stage)
-        try:
+        columns = {ID: ids[new], CODE: codes[new], SOURCE: [sources[i] for i in new],
+                   LABEL: [labels[i] for i in new], METADATA: [metadata[i] for i in new]}
+        with stage.files(columns) as groups:
             alias = self._conn.orm_alias()
             deadline = time.monotonic() + float(timeout)
             imported = 0
             for files in groups:
                 with translate_errors("bulk import", self.target, collection):
-                    imported += bulk.run_import(alias, collection, files, progress=progress,
+                    imported += bulk.run_import(alias, collection, files, progress=progress, hint=stage.hint(),
                                                 timeout=max(1.0, deadline - time.monotonic()))
             self._written.add(collection)
             if imported != len(new):
@@ -515,8 +519,6 @@ class HashStore:
                     raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} of {len(new):,} "
                                             f"imported rows show after {float(timeout):g} s", retryable=True)
                 time.sleep(0.5)
-        finally:
-            bulk.remove(where)
         return {"imported": len(new), "upserted": upserted}
 
     def _strong_count(self, collection: str) -> int:

@@ -53,6 +53,8 @@ class LocalMilvusServer:
         port: gRPC port; a free one by default (all internal ports are chosen free too).
         startup_timeout: seconds to wait for the server to answer (about 10-40 s here).
         stop_grace: seconds between SIGTERM and SIGKILL on stop.
+        config: ``milvus.yaml`` settings by dotted key, for example a MinIO / S3 storage:
+            ``{"common.storageType": "minio", "minio.address": "127.0.0.1", "minio.port": 9000}``.
 
     Example::
 
@@ -61,12 +63,13 @@ class LocalMilvusServer:
     """
 
     def __init__(self, data_dir: str | os.PathLike, *, port: int | None = None,
-                 startup_timeout: float = 180.0, stop_grace: float = 15.0):
+                 startup_timeout: float = 180.0, stop_grace: float = 15.0, config: dict | None = None):
         # absolute: milvus-server resolves a relative --data elsewhere and never answers
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
+        self.config = dict(config or {})
         self.proc: subprocess.Popen | None = None
         self._log = None
         self._log_start = 0
@@ -91,6 +94,8 @@ class LocalMilvusServer:
         cmd = [exe, "--data", str(self.data_dir)]
         for opt in PORT_OPTIONS:
             cmd += [f"--{opt}", str(ports[opt])]
+        for key, value in self.config.items():
+            cmd += ["--extra-config", f"{key}={value}"]
         # The embedded etcd's peer port (2380) is not among the options: give it an etcd
         # configuration of its own (Milvus reads etcd.config.path from ETCD_CONFIG_PATH), so that
         # several servers can run side by side.
