@@ -375,3 +375,100 @@ def test_cli_ingest_bulk_into_a_server_on_s3(images, s3_milvus, monkeypatch):
     assert res.exit_code == 2 and "--s3-endpoint" in res.output and "expected the object storage as" in res.output
     with HashStore(uri) as store:
         assert not {"t_missing", "t_closed", "t_bad"} & set(store.list_collections())
+
+
+@pytest.fixture
+def killed_runs():
+    """The staged files of the killed runs a test imitates; whatever the test left is removed after it."""
+    kept = []
+    yield kept
+    for files in kept:
+        files.__exit__(None, None, None)
+
+
+def _killed_run_import(store, collection: str, stage, ids, codes, kept: list):
+    """What an ingest killed during its import leaves: its files staged (``stage``: a path or a
+    :class:`BucketStage`), and the server's import of them going on without anyone waiting for it.
+    Returns the task id and the staged files."""
+    import warnings
+
+    from pymilvus import utility
+
+    from milvus_hash.store.bulk_stage import open_stage
+
+    n = len(ids)
+    killed = open_stage(stage).files({"id": ids, "code": codes, "source": [f"s{i}" for i in range(n)],
+                                      "label": [""] * n, "metadata": [{}] * n})
+    groups = killed.__enter__()  # and never left: the process died
+    kept.append(killed)  # no clean-up by the garbage collector during the test
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return utility.do_bulk_insert(collection, files=groups[0], using=store._conn.orm_alias()), groups[0]
+
+
+def _wait_completed(store, task: int) -> None:
+    import time
+    import warnings
+
+    from pymilvus import BulkInsertState, utility
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        while utility.get_bulk_insert_state(task, using=store._conn.orm_alias()).state != \
+                BulkInsertState.ImportCompleted:
+            time.sleep(0.2)
+
+
+@pytest.mark.server
+def test_a_rerun_after_a_run_killed_during_its_import_writes_nothing_twice(server_store, bulk_stage, killed_runs):
+    """The killed run's import goes on in the server: the rerun waits for it, sees its rows as
+    stored and upserts them instead of importing them a second time."""
+    spec = make_spec(64)
+    ids, codes = _rows(3000, 64, 21)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    server_store.create_collection(name, encoder=spec)
+    try:
+        _killed_run_import(server_store, name, bulk_stage, ids, codes, killed_runs)
+        assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
+            {"imported": 0, "upserted": 3000}
+        assert server_store.count(name) == 3000
+    finally:
+        server_store.drop_collection(name)
+
+
+@pytest.mark.server
+def test_rows_of_a_killed_runs_finished_import_that_show_late_are_not_imported_twice(server_store, bulk_stage,
+                                                                                     killed_runs):
+    """The killed run's import has finished but its rows may not show yet (the 2.3.5 server shows
+    imported rows seconds after it reports completion): its files, still staged, tell the rerun
+    which ids to wait for; then they are stored (upserted), and the files removed."""
+    spec = make_spec(64)
+    ids, codes = _rows(2000, 64, 22)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    server_store.create_collection(name, encoder=spec)
+    try:
+        task, files = _killed_run_import(server_store, name, bulk_stage, ids, codes, killed_runs)
+        _wait_completed(server_store, task)
+        assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
+            {"imported": 0, "upserted": 2000}
+        assert server_store.count(name) == 2000
+        assert not any(Path(f).exists() for f in files)
+    finally:
+        server_store.drop_collection(name)
+
+
+@pytest.mark.server
+def test_a_killed_runs_files_in_the_bucket_are_waited_for_and_removed_by_the_rerun(s3_milvus, killed_runs):
+    spec = make_spec(64)
+    ids, codes = _rows(1500, 64, 23)
+    prefix = f"killed-{uuid.uuid4().hex[:8]}"
+    stage = BucketStage(f"s3://{s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
+    with HashStore(s3_milvus["uri"]) as store:
+        store.create_collection("killed_bucket", encoder=spec)
+        task, files = _killed_run_import(store, "killed_bucket", stage, ids, codes, killed_runs)
+        assert sorted(_objects(s3_milvus, prefix)) == sorted(files)
+        _wait_completed(store, task)
+        assert store.bulk_import("killed_bucket", ids=ids, codes=codes, encoder=spec, stage=stage) == \
+            {"imported": 0, "upserted": 1500}
+        assert store.count("killed_bucket") == 1500
+        assert _objects(s3_milvus, prefix) == []

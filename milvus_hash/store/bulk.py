@@ -96,8 +96,43 @@ def run_import(alias: str, collection: str, files: list[str], *, timeout: float,
             time.sleep(0.5)
 
 
+def earlier_imports(alias: str, collection: str, *, timeout: float) -> tuple[int, list[list[str]]]:
+    """The imports into ``collection`` of milvus-hash's files that a killed run left to the server.
+
+    An ingest killed while the server imported leaves the import going on without it, and its rows
+    show only after the import completes (on the 2.3.5 server seconds after it reports completion):
+    a rerun that read the stored ids before they show would import them a second time. Waits for
+    the ones still running; returns the rows those imported, and the files of the completed ones
+    (their rows may not show yet: the caller checks the ones whose files are still staged, which a
+    run that ended removes).
+    """
+    from pymilvus import BulkInsertState, utility
+
+    running = (BulkInsertState.ImportPending, BulkInsertState.ImportStarted, BulkInsertState.ImportPersisted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tasks = [t for t in utility.list_bulk_insert_tasks(collection_name=collection, using=alias)
+                 if "milvus-hash-" in str(t.files)]
+        rows, done, deadline = 0, [], time.monotonic() + timeout
+        for task in tasks:
+            state = task
+            while state.state in running:
+                if time.monotonic() > deadline:
+                    raise MilvusServerError(f"bulk import into {collection!r}: an earlier import (task "
+                                            f"{task.task_id}) still runs after {timeout:g} s", retryable=True)
+                time.sleep(0.5)
+                state = utility.get_bulk_insert_state(task.task_id, using=alias)
+            if state.state != BulkInsertState.ImportCompleted:
+                continue
+            if task.state in running:
+                rows += int(state.row_count)
+            else:
+                done.append([f for f in str(task.files).split(",") if f])
+    return rows, done
+
+
 def remove(where: Path) -> None:
     shutil.rmtree(where, ignore_errors=True)
 
 
-__all__ = ["ROWS_PER_GROUP", "remove", "run_import", "write_files"]
+__all__ = ["ROWS_PER_GROUP", "remove", "run_import", "earlier_imports", "write_files"]

@@ -16,11 +16,14 @@ credentials come from the environment the AWS tools read (``AWS_ENDPOINT_URL_S3`
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from ..errors import StorageUnavailableError, expected
 from . import bulk
@@ -65,6 +68,22 @@ class DirectoryStage:
 
     def hint(self) -> str:
         return "the server must read this directory as its storage (a server with local storage)"
+
+    # a killed run's files, left staged (HashStore.bulk_import checks their rows show, then removes them)
+    def staged(self, files: list[str]) -> bool:
+        ids = [Path(f) for f in files if f.endswith("/id.npy")]
+        return bool(ids) and ids[0].is_absolute() and ids[0].is_file()
+
+    def read_ids(self, files: list[str]) -> np.ndarray:
+        return np.load(next(f for f in files if f.endswith("/id.npy")), allow_pickle=False)
+
+    def discard(self, files: list[str]) -> None:
+        for f in files:
+            Path(f).unlink(missing_ok=True)
+        for folder in {Path(f).parent for f in files}:  # the group's folder, then its run's, once empty
+            for empty in (folder, folder.parent):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
 
 
 class BucketStage:
@@ -188,6 +207,36 @@ class BucketStage:
                 yield keys
             finally:
                 self._remove(uploaded)
+
+    # a killed run's files, left staged (HashStore.bulk_import checks their rows show, then removes them)
+    def staged(self, files: list[str]) -> bool:
+        from minio.error import S3Error
+
+        ids = [f for f in files if f.endswith("/id.npy") and not f.startswith("/")]  # "/": a directory's
+        if not ids:
+            return False
+        with self._errors("looking for earlier files in"):
+            try:
+                self.client().stat_object(self.bucket, ids[0])  # one request: the file the rerun reads
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "NoSuchBucket"):
+                    return False
+                raise
+        return True
+
+    def read_ids(self, files: list[str]) -> np.ndarray:
+        key = next(f for f in files if f.endswith("/id.npy"))
+        with self._errors("reading earlier files in"):
+            answer = self.client().get_object(self.bucket, key)
+            try:
+                data = answer.read()
+            finally:
+                answer.close()
+                answer.release_conn()
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def discard(self, files: list[str]) -> None:
+        self._remove(files)
 
     def _remove(self, keys: list[str]) -> None:
         if not keys:

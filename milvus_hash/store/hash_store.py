@@ -488,7 +488,21 @@ class HashStore:
         ids, codes, sources, labels, metadata = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
         if ids.size == 0:
             return {"imported": 0, "upserted": 0}
+        deadline = time.monotonic() + float(timeout)
+        alias = self._conn.orm_alias()
         before = self._strong_count(collection)
+        # a run killed during its import leaves the server importing: its rows must show before the
+        # stored ids are read, or they would be imported twice (bulk.earlier_imports)
+        with translate_errors("bulk import", self.target, collection):
+            earlier, done = bulk.earlier_imports(alias, collection, timeout=float(timeout))
+        if earlier:
+            before = self._wait_for_count(collection, before + earlier, deadline, "rows of an earlier import")
+        left = [files for files in done if stage.staged(files)]  # a run that ended removed its files
+        for files in left:
+            self._wait_for_ids(collection, stage.read_ids(files), deadline)
+            stage.discard(files)
+        if left:
+            before = self._strong_count(collection)
         # an import only appends: ids already stored are upserted instead (none to look for in an empty collection)
         stored = np.isin(ids, self.get(collection, ids=ids, with_codes=False).ids) if before else \
             np.zeros(ids.size, bool)
@@ -503,8 +517,6 @@ class HashStore:
         columns = {ID: ids[new], CODE: codes[new], SOURCE: [sources[i] for i in new],
                    LABEL: [labels[i] for i in new], METADATA: [metadata[i] for i in new]}
         with stage.files(columns) as groups:
-            alias = self._conn.orm_alias()
-            deadline = time.monotonic() + float(timeout)
             imported = 0
             for files in groups:
                 with translate_errors("bulk import", self.target, collection):
@@ -514,12 +526,58 @@ class HashStore:
             if imported != len(new):
                 raise MilvusServerError(f"bulk import into {collection!r}: the server imported {imported:,} "
                                         f"rows of {len(new):,}")
-            while (shown := self._strong_count(collection) - before) < len(new):  # the query node loads them
-                if time.monotonic() > deadline:
-                    raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} of {len(new):,} "
-                                            f"imported rows show after {float(timeout):g} s", retryable=True)
-                time.sleep(0.5)
+            after = self._wait_for_count(collection, before + len(new), deadline, "imported rows")
+        if after > before + len(new):  # more rows than imported: an earlier, killed run's import may show now
+            self._repair_duplicates(collection, columns)
         return {"imported": len(new), "upserted": upserted}
+
+    def _wait_for_count(self, collection: str, count: int, deadline: float, what: str) -> int:
+        """Wait until the collection shows ``count`` rows at Strong consistency (imported segments
+        show once the query node loads them); returns the count shown."""
+        while (shown := self._strong_count(collection)) < count:
+            if time.monotonic() > deadline:
+                raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} rows show, {count:,} expected "
+                                        f"with the {what}, at the deadline", retryable=True)
+            time.sleep(0.5)
+        return shown
+
+    def _wait_for_ids(self, collection: str, ids: np.ndarray, deadline: float) -> None:
+        """Wait until every id of ``ids`` shows at Strong consistency (a sample of them first)."""
+        ids = np.unique(ids)
+        sample = ids[np.linspace(0, ids.size - 1, min(ids.size, _QUERY_ID_CHUNK)).astype(int)] if ids.size else ids
+        for part in (sample, ids):
+            while (shown := self._count_ids(collection, part)) < part.size:
+                if time.monotonic() > deadline:
+                    raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} of the {part.size:,} rows "
+                                            f"of an earlier import show, at the deadline", retryable=True)
+                time.sleep(0.5)
+
+    def _count_ids(self, collection: str, ids: np.ndarray) -> int:
+        shown = 0
+        for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
+            chunk = ids[start:start + _QUERY_ID_CHUNK]
+            res = self._call("count", collection, self._client.query, collection, output_fields=["count(*)"],
+                             filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", consistency_level="Strong")
+            shown += int(res[0]["count(*)"])
+        return shown
+
+    def _repair_duplicates(self, collection: str, columns: dict[str, list]) -> int:
+        """Upsert the rows of ``columns`` whose id the collection holds twice (an upsert replaces every
+        copy); returns how many."""
+        ids = columns[ID]
+        seen: dict[int, int] = {}
+        for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
+            chunk = ids[start:start + _QUERY_ID_CHUNK]
+            rows = self._call("get", collection, self._client.query, collection, output_fields=[ID],
+                              filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", consistency_level="Strong")
+            for r in rows:
+                seen[int(r[ID])] = seen.get(int(r[ID]), 0) + 1
+        twice = np.flatnonzero(np.isin(ids, [i for i, n in seen.items() if n > 1]))
+        if twice.size:
+            pick = twice.tolist()
+            self._send("upsert", collection, ids[twice], columns[CODE][twice], *([columns[f][i] for i in pick]
+                                                                                 for f in (SOURCE, LABEL, METADATA)))
+        return int(twice.size)
 
     def _strong_count(self, collection: str) -> int:
         res = self._call("count", collection, self._client.query, collection, filter="",
