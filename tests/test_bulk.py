@@ -476,3 +476,11 @@ def test_a_killed_runs_files_in_the_bucket_are_waited_for_and_removed_by_the_rer
             {"imported": 0, "upserted": 1500}
         assert store.count("killed_bucket") == 1500
         assert _objects(s3_milvus, prefix) == []
+
+
+@pytest.mark.unit
+def test_an_s3_stage_without_the_minio_package_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "minio", None)  # import minio -> ImportError
+    with pytest.raises(InvalidInputError, match=r"^stage: expected the minio package for an s3:// stage "
+                                                r"\(pip install 'milvus-hash\[bulk\]'\), received s3://bkt/x without it$"):
+        BucketStage("s3://bkt/x", endpoint="http://127.0.0.1:1").check()
