@@ -403,7 +403,7 @@ def _killed_run_import(store, collection: str, stage, ids, codes, kept: list):
     n = len(ids)
     killed = open_stage(stage).files({"id": ids, "code": codes, "source": [f"s{i}" for i in range(n)],
                                       "label": [""] * n, "metadata": [{}] * n})
-    groups = killed.__enter__()  # and never left: the process died
+    groups = killed.__enter__().groups  # and never left: the process died
     kept.append(killed)  # no clean-up by the garbage collector during the test
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -436,6 +436,31 @@ def test_a_rerun_after_a_run_killed_during_its_import_writes_nothing_twice(serve
         assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
             {"imported": 0, "upserted": 3000}
         assert server_store.count(name) == 3000
+    finally:
+        server_store.drop_collection(name)
+
+
+@pytest.mark.server
+def test_a_bulk_import_interrupted_after_the_server_has_it_keeps_its_files_for_the_rerun(server_store, bulk_stage):
+    """Ctrl-C while the server imports: the import goes on, so its files stay staged; the rerun waits
+    for its rows, stores nothing twice and removes the files."""
+    spec = make_spec(64)
+    ids, codes = _rows(2500, 64, 24)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    server_store.create_collection(name, encoder=spec)
+
+    def ctrl_c(percent, rows):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage, progress=ctrl_c)
+        left = list(Path(bulk_stage).rglob("*.npy"))
+        assert sorted(p.name for p in left) == ["code.npy", "id.npy", "label.npy", "metadata.npy", "source.npy"]
+        assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
+            {"imported": 0, "upserted": 2500}
+        assert server_store.count(name) == 2500
+        assert list(Path(bulk_stage).rglob("*")) == []
     finally:
         server_store.drop_collection(name)
 

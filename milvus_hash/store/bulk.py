@@ -72,14 +72,17 @@ def _array(name: str, values) -> np.ndarray:
 
 
 def run_import(alias: str, collection: str, files: list[str], *, timeout: float, progress=None,
-               hint: str = "") -> int:
+               hint: str = "", submitted=None) -> int:
     """Import one group of files into ``collection``; wait for it; returns the rows it imported.
-    ``hint`` ends the message of a failed import (where the server should have found the files)."""
+    ``hint`` ends the message of a failed import (where the server should have found the files);
+    ``submitted()`` is called once the server has the import."""
     from pymilvus import BulkInsertState, utility
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         task = utility.do_bulk_insert(collection, files=files, using=alias)
+        if submitted is not None:
+            submitted()
         deadline = time.monotonic() + timeout
         while True:
             state = utility.get_bulk_insert_state(task, using=alias)
@@ -96,15 +99,15 @@ def run_import(alias: str, collection: str, files: list[str], *, timeout: float,
             time.sleep(0.5)
 
 
-def earlier_imports(alias: str, collection: str, *, timeout: float) -> tuple[int, list[list[str]]]:
-    """The imports into ``collection`` of milvus-hash's files that a killed run left to the server.
+def earlier_imports(alias: str, collection: str, *, timeout: float) -> list[tuple[list[str], int, bool]]:
+    """The completed imports into ``collection`` of milvus-hash's files, after waiting for the ones
+    still running: ``(files, rows, was_running)`` each.
 
-    An ingest killed while the server imported leaves the import going on without it, and its rows
-    show only after the import completes (on the 2.3.5 server seconds after it reports completion):
-    a rerun that read the stored ids before they show would import them a second time. Waits for
-    the ones still running; returns the rows those imported, and the files of the completed ones
-    (their rows may not show yet: the caller checks the ones whose files are still staged, which a
-    run that ended removes).
+    An ingest interrupted or killed while the server imported leaves the import going on without
+    it, and its rows show only after the import completes (on the 2.3.5 server seconds after it
+    reports completion): a rerun that read the stored ids before they show would import them a
+    second time. The caller waits for the rows of those whose files are still staged (a run that
+    ended removed its files), and of those that were still running.
     """
     from pymilvus import BulkInsertState, utility
 
@@ -113,7 +116,7 @@ def earlier_imports(alias: str, collection: str, *, timeout: float) -> tuple[int
         warnings.simplefilter("ignore")
         tasks = [t for t in utility.list_bulk_insert_tasks(collection_name=collection, using=alias)
                  if "milvus-hash-" in str(t.files)]
-        rows, done, deadline = 0, [], time.monotonic() + timeout
+        out, deadline = [], time.monotonic() + timeout
         for task in tasks:
             state = task
             while state.state in running:
@@ -122,13 +125,10 @@ def earlier_imports(alias: str, collection: str, *, timeout: float) -> tuple[int
                                             f"{task.task_id}) still runs after {timeout:g} s", retryable=True)
                 time.sleep(0.5)
                 state = utility.get_bulk_insert_state(task.task_id, using=alias)
-            if state.state != BulkInsertState.ImportCompleted:
-                continue
-            if task.state in running:
-                rows += int(state.row_count)
-            else:
-                done.append([f for f in str(task.files).split(",") if f])
-    return rows, done
+            if state.state == BulkInsertState.ImportCompleted:
+                out.append(([f for f in str(task.files).split(",") if f], int(state.row_count),
+                            task.state in running))
+    return out
 
 
 def remove(where: Path) -> None:

@@ -34,6 +34,26 @@ AWS_ENDPOINT = "https://s3.amazonaws.com"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+class Staged:
+    """The file groups of one :meth:`files` call, and whether to keep them when it ends.
+
+    They are removed when the call ends, except after :meth:`submitted` and before :meth:`finished`:
+    an import the server has and that has neither failed nor shown its rows goes on in the server
+    if this process is interrupted or gives up, and a rerun finds its files and waits for its rows
+    (:meth:`milvus_hash.store.HashStore.bulk_import`) instead of importing them a second time.
+    """
+
+    def __init__(self, groups: list[list[str]]):
+        self.groups = groups
+        self.keep = False
+
+    def submitted(self) -> None:
+        self.keep = True
+
+    def finished(self) -> None:
+        self.keep = False
+
+
 class DirectoryStage:
     """A directory the server reads as its storage (a server with local storage)."""
 
@@ -59,12 +79,15 @@ class DirectoryStage:
 
     @contextlib.contextmanager
     def files(self, columns: dict[str, object]):
-        """Write ``columns`` (:func:`bulk.write_files`) here; yields the file groups, removes them after."""
+        """Write ``columns`` (:func:`bulk.write_files`) here; yields them as :class:`Staged`, which
+        says when they are removed."""
         where, groups = bulk.write_files(columns, self.path)
+        staged = Staged(groups)
         try:
-            yield groups
+            yield staged
         finally:
-            bulk.remove(where)
+            if not staged.keep:
+                bulk.remove(where)
 
     def hint(self) -> str:
         return "the server must read this directory as its storage (a server with local storage)"
@@ -187,11 +210,13 @@ class BucketStage:
     @contextlib.contextmanager
     def files(self, columns: dict[str, object]):
         """Write ``columns`` in a temporary directory, upload them under the prefix; yields the object
-        keys to import (relative to the bucket, as Milvus reads them); removes the objects after."""
+        keys to import (relative to the bucket, as Milvus reads them) as :class:`Staged`, which says
+        when the objects are removed."""
         client = self.client()
         with tempfile.TemporaryDirectory(prefix="milvus-hash-stage-") as tmp:
             where, groups = bulk.write_files(columns, tmp)
             keys, uploaded = [], []
+            staged = Staged(keys)
             try:
                 self.check()
                 for group in groups:
@@ -204,9 +229,10 @@ class BucketStage:
                         names.append(key)
                     keys.append(names)
                 bulk.remove(where)  # uploaded: the local copies are not needed during the import
-                yield keys
+                yield staged
             finally:
-                self._remove(uploaded)
+                if not staged.keep:
+                    self._remove(uploaded)
 
     # a killed run's files, left staged (HashStore.bulk_import checks their rows show, then removes them)
     def staged(self, files: list[str]) -> bool:
@@ -264,4 +290,4 @@ def open_stage(stage, **options):
     raise expected("stage", "a directory the Milvus server reads, or s3://BUCKET/PREFIX", repr(stage))
 
 
-__all__ = ["AWS_ENDPOINT", "BucketStage", "DirectoryStage", "ENDPOINT_ENV", "open_stage"]
+__all__ = ["AWS_ENDPOINT", "BucketStage", "DirectoryStage", "ENDPOINT_ENV", "Staged", "open_stage"]

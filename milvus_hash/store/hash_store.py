@@ -494,14 +494,19 @@ class HashStore:
         # a run killed during its import leaves the server importing: its rows must show before the
         # stored ids are read, or they would be imported twice (bulk.earlier_imports)
         with translate_errors("bulk import", self.target, collection):
-            earlier, done = bulk.earlier_imports(alias, collection, timeout=float(timeout))
-        if earlier:
-            before = self._wait_for_count(collection, before + earlier, deadline, "rows of an earlier import")
-        left = [files for files in done if stage.staged(files)]  # a run that ended removed its files
-        for files in left:
-            self._wait_for_ids(collection, stage.read_ids(files), deadline)
-            stage.discard(files)
-        if left:
+            earlier = bulk.earlier_imports(alias, collection, timeout=float(timeout))
+        unstaged_rows, left = 0, False
+        for files, rows, was_running in earlier:
+            if stage.staged(files):  # a run that ended removed its files: these rows may not show yet
+                # they show seconds after their import completes; if not in 2 minutes, they never will
+                self._wait_for_ids(collection, stage.read_ids(files), min(deadline, time.monotonic() + 120.0))
+                stage.discard(files)
+                left = True
+            elif was_running:
+                unstaged_rows += rows
+        if unstaged_rows:
+            self._wait_for_count(collection, before + unstaged_rows, deadline, "rows of an earlier import")
+        if unstaged_rows or left:
             before = self._strong_count(collection)
         # an import only appends: ids already stored are upserted instead (none to look for in an empty collection)
         stored = np.isin(ids, self.get(collection, ids=ids, with_codes=False).ids) if before else \
@@ -516,19 +521,25 @@ class HashStore:
             return {"imported": 0, "upserted": upserted}
         columns = {ID: ids[new], CODE: codes[new], SOURCE: [sources[i] for i in new],
                    LABEL: [labels[i] for i in new], METADATA: [metadata[i] for i in new]}
-        with stage.files(columns) as groups:
+        with stage.files(columns) as staged:
             imported = 0
-            for files in groups:
-                with translate_errors("bulk import", self.target, collection):
-                    imported += bulk.run_import(alias, collection, files, progress=progress, hint=stage.hint(),
-                                                timeout=max(1.0, deadline - time.monotonic()))
+            for files in staged.groups:
+                try:
+                    with translate_errors("bulk import", self.target, collection):
+                        imported += bulk.run_import(alias, collection, files, progress=progress, hint=stage.hint(),
+                                                    timeout=max(1.0, deadline - time.monotonic()),
+                                                    submitted=staged.submitted)
+                except MilvusServerError as exc:
+                    if not exc.retryable:  # the import failed: its files are of no use to a rerun
+                        staged.finished()
+                    raise
             self._written.add(collection)
             if imported != len(new):
+                staged.finished()
                 raise MilvusServerError(f"bulk import into {collection!r}: the server imported {imported:,} "
                                         f"rows of {len(new):,}")
-            after = self._wait_for_count(collection, before + len(new), deadline, "imported rows")
-        if after > before + len(new):  # more rows than imported: an earlier, killed run's import may show now
-            self._repair_duplicates(collection, columns)
+            self._wait_for_count(collection, before + len(new), deadline, "imported rows")
+            staged.finished()
         return {"imported": len(new), "upserted": upserted}
 
     def _wait_for_count(self, collection: str, count: int, deadline: float, what: str) -> int:
@@ -541,16 +552,17 @@ class HashStore:
             time.sleep(0.5)
         return shown
 
-    def _wait_for_ids(self, collection: str, ids: np.ndarray, deadline: float) -> None:
-        """Wait until every id of ``ids`` shows at Strong consistency (a sample of them first)."""
+    def _wait_for_ids(self, collection: str, ids: np.ndarray, deadline: float) -> bool:
+        """Wait until every id of ``ids`` shows at Strong consistency (a sample of them first);
+        ``False`` if they do not by ``deadline`` (deleted since, say)."""
         ids = np.unique(ids)
         sample = ids[np.linspace(0, ids.size - 1, min(ids.size, _QUERY_ID_CHUNK)).astype(int)] if ids.size else ids
         for part in (sample, ids):
-            while (shown := self._count_ids(collection, part)) < part.size:
+            while self._count_ids(collection, part) < part.size:
                 if time.monotonic() > deadline:
-                    raise MilvusServerError(f"bulk import into {collection!r}: {shown:,} of the {part.size:,} rows "
-                                            f"of an earlier import show, at the deadline", retryable=True)
+                    return False
                 time.sleep(0.5)
+        return True
 
     def _count_ids(self, collection: str, ids: np.ndarray) -> int:
         shown = 0
@@ -560,24 +572,6 @@ class HashStore:
                              filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", consistency_level="Strong")
             shown += int(res[0]["count(*)"])
         return shown
-
-    def _repair_duplicates(self, collection: str, columns: dict[str, list]) -> int:
-        """Upsert the rows of ``columns`` whose id the collection holds twice (an upsert replaces every
-        copy); returns how many."""
-        ids = columns[ID]
-        seen: dict[int, int] = {}
-        for start in range(0, ids.shape[0], _QUERY_ID_CHUNK):
-            chunk = ids[start:start + _QUERY_ID_CHUNK]
-            rows = self._call("get", collection, self._client.query, collection, output_fields=[ID],
-                              filter=f"{ID} in [{','.join(map(str, chunk.tolist()))}]", consistency_level="Strong")
-            for r in rows:
-                seen[int(r[ID])] = seen.get(int(r[ID]), 0) + 1
-        twice = np.flatnonzero(np.isin(ids, [i for i, n in seen.items() if n > 1]))
-        if twice.size:
-            pick = twice.tolist()
-            self._send("upsert", collection, ids[twice], columns[CODE][twice], *([columns[f][i] for i in pick]
-                                                                                 for f in (SOURCE, LABEL, METADATA)))
-        return int(twice.size)
 
     def _strong_count(self, collection: str) -> int:
         res = self._call("count", collection, self._client.query, collection, filter="",
