@@ -68,7 +68,8 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
                    "local storage; s3://BUCKET/PREFIX on a server on MinIO / S3, BUCKET its own bucket (the files "
                    "are uploaded; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Rows already "
                    "stored are upserted as usual.")
-@click.option("--s3-endpoint", envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], default=None, metavar="URL",
+@click.option("--s3-endpoint", envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], show_envvar=True, default=None,
+              metavar="URL",
               help="Object storage of an s3:// --bulk stage, e.g. http://localhost:9000 (MinIO) [default: AWS S3].")
 @click.option("--bulk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Rows per bulk import.")
