@@ -381,63 +381,18 @@ def test_cli_ingest_bulk_into_a_server_on_s3(images, s3_milvus, monkeypatch):
         assert not {"t_missing", "t_closed", "t_bad"} & set(store.list_collections())
 
 
-@pytest.fixture
-def killed_runs():
-    """The staged files of the killed runs a test imitates; whatever the test left is removed after it."""
-    kept = []
-    yield kept
-    for files in kept:
-        files.__exit__(None, None, None)
+class _Killed(BaseException):
+    """Raised from a progress callback: the process dies there (no handler runs but `finally`)."""
 
 
-def _killed_run_import(store, collection: str, stage, ids, codes, kept: list):
-    """What an ingest killed during its import leaves: its files staged (``stage``: a path or a
-    :class:`BucketStage`), and the server's import of them going on without anyone waiting for it.
-    Returns the task id and the staged files."""
-    import warnings
-
-    from pymilvus import utility
-
-    from milvus_hash.store.bulk_stage import open_stage
-
-    n = len(ids)
-    killed = open_stage(stage).files({"id": ids, "code": codes, "source": [f"s{i}" for i in range(n)],
-                                      "label": [""] * n, "metadata": [{}] * n})
-    groups = killed.__enter__().groups  # and never left: the process died
-    kept.append(killed)  # no clean-up by the garbage collector during the test
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return utility.do_bulk_insert(collection, files=groups[0], using=store._conn.orm_alias()), groups[0]
+def _die_when(rows_at_least: int):
+    def progress(percent, rows):
+        if rows >= rows_at_least:
+            raise _Killed
+    return progress
 
 
-def _wait_completed(store, task: int) -> None:
-    import time
-    import warnings
-
-    from pymilvus import BulkInsertState, utility
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        while utility.get_bulk_insert_state(task, using=store._conn.orm_alias()).state != \
-                BulkInsertState.ImportCompleted:
-            time.sleep(0.2)
-
-
-@pytest.mark.server
-def test_a_rerun_after_a_run_killed_during_its_import_writes_nothing_twice(server_store, bulk_stage, killed_runs):
-    """The killed run's import goes on in the server: the rerun waits for it, sees its rows as
-    stored and upserts them instead of importing them a second time."""
-    spec = make_spec(64)
-    ids, codes = _rows(3000, 64, 21)
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    server_store.create_collection(name, encoder=spec)
-    try:
-        _killed_run_import(server_store, name, bulk_stage, ids, codes, killed_runs)
-        assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
-            {"imported": 0, "upserted": 3000}
-        assert server_store.count(name) == 3000
-    finally:
-        server_store.drop_collection(name)
+STAGED = ["code.npy", "id.npy", "import.json", "label.npy", "metadata.npy", "source.npy"]
 
 
 @pytest.mark.server
@@ -455,8 +410,8 @@ def test_a_bulk_import_interrupted_after_the_server_has_it_keeps_its_files_for_t
     try:
         with pytest.raises(KeyboardInterrupt):
             server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage, progress=ctrl_c)
-        left = list(Path(bulk_stage).rglob("*.npy"))
-        assert sorted(p.name for p in left) == ["code.npy", "id.npy", "label.npy", "metadata.npy", "source.npy"]
+        left = [p for p in Path(bulk_stage).rglob("*") if p.is_file()]
+        assert sorted(p.name for p in left) == STAGED  # the files, and the marker naming the server's task
         assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
             {"imported": 0, "upserted": 2500}
         assert server_store.count(name) == 2500
@@ -466,37 +421,47 @@ def test_a_bulk_import_interrupted_after_the_server_has_it_keeps_its_files_for_t
 
 
 @pytest.mark.server
-def test_rows_of_a_killed_runs_finished_import_that_show_late_are_not_imported_twice(server_store, bulk_stage,
-                                                                                     killed_runs):
-    """The killed run's import has finished but its rows may not show yet (the 2.3.5 server shows
-    imported rows seconds after it reports completion): its files, still staged, tell the rerun
-    which ids to wait for; then they are stored (upserted), and the files removed."""
+def test_rows_of_a_killed_runs_finished_import_that_show_late_are_not_imported_twice(server_store, bulk_stage):
+    """Killed once the server has read every row (its rows show seconds after it reports the import
+    complete): the marker left beside the files tells the rerun which import and which ids to wait
+    for; they are then stored (upserted), and the files removed. Another collection's leftovers
+    are left alone."""
     spec = make_spec(64)
     ids, codes = _rows(2000, 64, 22)
-    name = f"t_{uuid.uuid4().hex[:10]}"
+    name, other = f"t_{uuid.uuid4().hex[:10]}", f"t_{uuid.uuid4().hex[:10]}"
     server_store.create_collection(name, encoder=spec)
+    server_store.create_collection(other, encoder=spec)
     try:
-        task, files = _killed_run_import(server_store, name, bulk_stage, ids, codes, killed_runs)
-        _wait_completed(server_store, task)
+        with pytest.raises(_Killed):
+            server_store.bulk_import(other, ids=ids[:10], codes=codes[:10], encoder=spec, stage=bulk_stage,
+                                     progress=_die_when(0))
+        with pytest.raises(_Killed):
+            server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage,
+                                     progress=_die_when(2000))
         assert server_store.bulk_import(name, ids=ids, codes=codes, encoder=spec, stage=bulk_stage) == \
             {"imported": 0, "upserted": 2000}
         assert server_store.count(name) == 2000
-        assert not any(Path(f).exists() for f in files)
+        assert sorted(p.name for p in Path(bulk_stage).rglob("*") if p.is_file()) == STAGED  # other's, untouched
+        assert server_store.bulk_import(other, ids=ids[:10], codes=codes[:10], encoder=spec, stage=bulk_stage) == \
+            {"imported": 0, "upserted": 10}
+        assert [p for p in Path(bulk_stage).rglob("*")] == []
     finally:
         server_store.drop_collection(name)
+        server_store.drop_collection(other)
 
 
 @pytest.mark.server
-def test_a_killed_runs_files_in_the_bucket_are_waited_for_and_removed_by_the_rerun(s3_milvus, killed_runs):
+def test_a_killed_runs_files_in_the_bucket_are_waited_for_and_removed_by_the_rerun(s3_milvus):
     spec = make_spec(64)
     ids, codes = _rows(1500, 64, 23)
     prefix = f"killed-{uuid.uuid4().hex[:8]}"
     stage = BucketStage(f"s3://{s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
     with HashStore(s3_milvus["uri"]) as store:
         store.create_collection("killed_bucket", encoder=spec)
-        task, files = _killed_run_import(store, "killed_bucket", stage, ids, codes, killed_runs)
-        assert sorted(_objects(s3_milvus, prefix)) == sorted(files)
-        _wait_completed(store, task)
+        with pytest.raises(_Killed):
+            store.bulk_import("killed_bucket", ids=ids, codes=codes, encoder=spec, stage=stage,
+                              progress=_die_when(1500))
+        assert sorted(k.rsplit("/", 1)[1] for k in _objects(s3_milvus, prefix)) == STAGED
         assert store.bulk_import("killed_bucket", ids=ids, codes=codes, encoder=spec, stage=stage) == \
             {"imported": 0, "upserted": 1500}
         assert store.count("killed_bucket") == 1500

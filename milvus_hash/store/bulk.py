@@ -75,14 +75,14 @@ def run_import(alias: str, collection: str, files: list[str], *, timeout: float,
                hint: str = "", submitted=None) -> int:
     """Import one group of files into ``collection``; wait for it; returns the rows it imported.
     ``hint`` ends the message of a failed import (where the server should have found the files);
-    ``submitted()`` is called once the server has the import."""
+    ``submitted(task)`` is called once the server has the import."""
     from pymilvus import BulkInsertState, utility
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         task = utility.do_bulk_insert(collection, files=files, using=alias)
         if submitted is not None:
-            submitted()
+            submitted(task)
         deadline = time.monotonic() + timeout
         while True:
             state = utility.get_bulk_insert_state(task, using=alias)
@@ -99,40 +99,25 @@ def run_import(alias: str, collection: str, files: list[str], *, timeout: float,
             time.sleep(0.5)
 
 
-def earlier_imports(alias: str, collection: str, *, timeout: float) -> list[tuple[list[str], int, bool]]:
-    """The completed imports into ``collection`` of milvus-hash's files, after waiting for the ones
-    still running: ``(files, rows, was_running)`` each.
-
-    An ingest interrupted or killed while the server imported leaves the import going on without
-    it, and its rows show only after the import completes (on the 2.3.5 server seconds after it
-    reports completion): a rerun that read the stored ids before they show would import them a
-    second time. The caller waits for the rows of those whose files are still staged (a run that
-    ended removed its files), and of those that were still running.
-    """
+def wait_for_task(alias: str, task: int, *, timeout: float) -> int | None:
+    """Wait for the server's import ``task`` to end; returns the rows it imported, or None if it
+    failed (or the server no longer knows it)."""
     from pymilvus import BulkInsertState, utility
 
     running = (BulkInsertState.ImportPending, BulkInsertState.ImportStarted, BulkInsertState.ImportPersisted)
+    deadline = time.monotonic() + timeout
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tasks = [t for t in utility.list_bulk_insert_tasks(collection_name=collection, using=alias)
-                 if "milvus-hash-" in str(t.files)]
-        out, deadline = [], time.monotonic() + timeout
-        for task in tasks:
-            state = task
-            while state.state in running:
-                if time.monotonic() > deadline:
-                    raise MilvusServerError(f"bulk import into {collection!r}: an earlier import (task "
-                                            f"{task.task_id}) still runs after {timeout:g} s", retryable=True)
-                time.sleep(0.5)
-                state = utility.get_bulk_insert_state(task.task_id, using=alias)
-            if state.state == BulkInsertState.ImportCompleted:
-                out.append(([f for f in str(task.files).split(",") if f], int(state.row_count),
-                            task.state in running))
-    return out
+        while (state := utility.get_bulk_insert_state(task, using=alias)).state in running:
+            if time.monotonic() > deadline:
+                raise MilvusServerError(f"an earlier bulk import (task {task}) still runs after {timeout:g} s",
+                                        retryable=True)
+            time.sleep(0.5)
+    return int(state.row_count) if state.state == BulkInsertState.ImportCompleted else None
 
 
 def remove(where: Path) -> None:
     shutil.rmtree(where, ignore_errors=True)
 
 
-__all__ = ["ROWS_PER_GROUP", "remove", "run_import", "earlier_imports", "write_files"]
+__all__ = ["ROWS_PER_GROUP", "remove", "run_import", "wait_for_task", "write_files"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -34,21 +35,30 @@ AWS_ENDPOINT = "https://s3.amazonaws.com"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+#: Beside a group's files once the server has its import: ``{"collection": ..., "task": ...}``.
+MARKER = "import.json"
+
+
 class Staged:
     """The file groups of one :meth:`files` call, and whether to keep them when it ends.
 
     They are removed when the call ends, except after :meth:`submitted` and before :meth:`finished`:
     an import the server has and that has neither failed nor shown its rows goes on in the server
-    if this process is interrupted or gives up, and a rerun finds its files and waits for its rows
-    (:meth:`milvus_hash.store.HashStore.bulk_import`) instead of importing them a second time.
+    if this process is interrupted or gives up. :meth:`submitted` writes a marker
+    (:data:`MARKER`: the collection and the server's task) beside the group's files; the next
+    :meth:`milvus_hash.store.HashStore.bulk_import` into that collection finds it
+    (:meth:`leftovers`), waits for that import's rows and removes the files, instead of importing
+    them a second time.
     """
 
-    def __init__(self, groups: list[list[str]]):
+    def __init__(self, stage, groups: list[list[str]]):
+        self.stage = stage
         self.groups = groups
         self.keep = False
 
-    def submitted(self) -> None:
+    def submitted(self, files: list[str], collection: str, task: int) -> None:
         self.keep = True
+        self.stage.mark(files, {"collection": collection, "task": int(task)})
 
     def finished(self) -> None:
         self.keep = False
@@ -82,7 +92,7 @@ class DirectoryStage:
         """Write ``columns`` (:func:`bulk.write_files`) here; yields them as :class:`Staged`, which
         says when they are removed."""
         where, groups = bulk.write_files(columns, self.path)
-        staged = Staged(groups)
+        staged = Staged(self, groups)
         try:
             yield staged
         finally:
@@ -92,18 +102,27 @@ class DirectoryStage:
     def hint(self) -> str:
         return "the server must read this directory as its storage (a server with local storage)"
 
-    # a killed run's files, left staged (HashStore.bulk_import checks their rows show, then removes them)
-    def staged(self, files: list[str]) -> bool:
-        ids = [Path(f) for f in files if f.endswith("/id.npy")]
-        return bool(ids) and ids[0].is_absolute() and ids[0].is_file()
+    # the groups an interrupted or killed run left (see Staged)
+    def mark(self, files: list[str], record: dict) -> None:
+        (Path(files[0]).parent / MARKER).write_text(json.dumps(record))
+
+    def leftovers(self, collection: str) -> list[tuple[list[str], int]]:
+        """``(files, task)`` of each group left staged here by an import into ``collection``."""
+        out = []
+        for marker in sorted(self.path.glob(f"milvus-hash-*/*/{MARKER}")):
+            record = _record(marker.read_text())
+            if record and record["collection"] == collection:
+                out.append((sorted(str(f) for f in marker.parent.glob("*.npy")), record["task"]))
+        return out
 
     def read_ids(self, files: list[str]) -> np.ndarray:
         return np.load(next(f for f in files if f.endswith("/id.npy")), allow_pickle=False)
 
     def discard(self, files: list[str]) -> None:
-        for f in files:
+        folders = {Path(f).parent for f in files}
+        for f in [*files, *(str(d / MARKER) for d in folders)]:
             Path(f).unlink(missing_ok=True)
-        for folder in {Path(f).parent for f in files}:  # the group's folder, then its run's, once empty
+        for folder in folders:  # the group's folder, then its run's, once empty
             for empty in (folder, folder.parent):
                 with contextlib.suppress(OSError):
                     empty.rmdir()
@@ -216,7 +235,7 @@ class BucketStage:
         with tempfile.TemporaryDirectory(prefix="milvus-hash-stage-") as tmp:
             where, groups = bulk.write_files(columns, tmp)
             keys, uploaded = [], []
-            staged = Staged(keys)
+            staged = Staged(self, keys)
             try:
                 self.check()
                 for group in groups:
@@ -232,23 +251,33 @@ class BucketStage:
                 yield staged
             finally:
                 if not staged.keep:
-                    self._remove(uploaded)
+                    self.discard(uploaded)  # and the markers
 
-    # a killed run's files, left staged (HashStore.bulk_import checks their rows show, then removes them)
-    def staged(self, files: list[str]) -> bool:
-        from minio.error import S3Error
+    # the groups an interrupted or killed run left (see Staged)
+    def mark(self, files: list[str], record: dict) -> None:
+        data = json.dumps(record).encode()
+        key = f"{files[0].rsplit('/', 1)[0]}/{MARKER}"
+        with self._errors("marking an import in"):
+            self.client().put_object(self.bucket, key, io.BytesIO(data), len(data))
 
-        ids = [f for f in files if f.endswith("/id.npy") and not f.startswith("/")]  # "/": a directory's
-        if not ids:
-            return False
-        with self._errors("looking for earlier files in"):
-            try:
-                self.client().stat_object(self.bucket, ids[0])  # one request: the file the rerun reads
-            except S3Error as exc:
-                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "NoSuchBucket"):
-                    return False
-                raise
-        return True
+    def leftovers(self, collection: str) -> list[tuple[list[str], int]]:
+        """``(files, task)`` of each group left staged here by an import into ``collection``."""
+        client, out = self.client(), []
+        with self._errors("looking for earlier imports in"):
+            names = [o.object_name for o in client.list_objects(self.bucket, prefix=f"{self.prefix}/".lstrip("/"),
+                                                                 recursive=True)]
+            for marker in sorted(n for n in names if n.endswith(f"/{MARKER}") and "/milvus-hash-" in f"/{n}"):
+                answer = client.get_object(self.bucket, marker)
+                try:
+                    record = _record(answer.read().decode())
+                finally:
+                    answer.close()
+                    answer.release_conn()
+                if record and record["collection"] == collection:
+                    folder = marker.rsplit("/", 1)[0]
+                    out.append((sorted(n for n in names if n.startswith(f"{folder}/") and n.endswith(".npy")),
+                                record["task"]))
+        return out
 
     def read_ids(self, files: list[str]) -> np.ndarray:
         key = next(f for f in files if f.endswith("/id.npy"))
@@ -262,7 +291,7 @@ class BucketStage:
         return np.load(io.BytesIO(data), allow_pickle=False)
 
     def discard(self, files: list[str]) -> None:
-        self._remove(files)
+        self._remove([*files, *{f"{f.rsplit('/', 1)[0]}/{MARKER}" for f in files}])
 
     def _remove(self, keys: list[str]) -> None:
         if not keys:
@@ -272,6 +301,17 @@ class BucketStage:
         with contextlib.suppress(Exception):  # best effort: a failed clean-up must not hide the import's result
             for _ in self.client().remove_objects(self.bucket, [DeleteObject(k) for k in keys]):
                 pass
+
+
+def _record(text: str) -> dict | None:
+    """A marker's record, or None if it is not one (a file of someone else's, cut short)."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("collection"), str) and \
+        isinstance(record.get("task"), int)
+    return record if ok else None
 
 
 def open_stage(stage, **options):
@@ -290,4 +330,4 @@ def open_stage(stage, **options):
     raise expected("stage", "a directory the Milvus server reads, or s3://BUCKET/PREFIX", repr(stage))
 
 
-__all__ = ["AWS_ENDPOINT", "BucketStage", "DirectoryStage", "ENDPOINT_ENV", "Staged", "open_stage"]
+__all__ = ["AWS_ENDPOINT", "BucketStage", "DirectoryStage", "ENDPOINT_ENV", "MARKER", "Staged", "open_stage"]

@@ -26,6 +26,7 @@ import json
 import re
 import time
 import warnings
+from functools import partial
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -488,25 +489,21 @@ class HashStore:
         ids, codes, sources, labels, metadata = self._rows(collection, ids, codes, encoder, sources, labels, metadata)
         if ids.size == 0:
             return {"imported": 0, "upserted": 0}
+        stage.check()  # a missing bucket, refused credentials, an unwritable directory: before anything
         deadline = time.monotonic() + float(timeout)
         alias = self._conn.orm_alias()
         before = self._strong_count(collection)
-        # a run killed during its import leaves the server importing: its rows must show before the
-        # stored ids are read, or they would be imported twice (bulk.earlier_imports)
-        with translate_errors("bulk import", self.target, collection):
-            earlier = bulk.earlier_imports(alias, collection, timeout=float(timeout))
-        unstaged_rows, left = 0, False
-        for files, rows, was_running in earlier:
-            if stage.staged(files):  # a run that ended removed its files: these rows may not show yet
-                # they show seconds after their import completes; if not in 2 minutes, they never will
+        # a run interrupted or killed once the server had its import left the import going on, and its
+        # files and a marker staged (bulk_stage.Staged): its rows must show before the stored ids are
+        # read, or they would be imported a second time
+        left = stage.leftovers(collection)
+        for files, task in left:
+            with translate_errors("bulk import", self.target, collection):
+                rows = bulk.wait_for_task(alias, task, timeout=max(1.0, deadline - time.monotonic()))
+            if rows:  # they show seconds after their import completes; if not in 2 minutes, they never will
                 self._wait_for_ids(collection, stage.read_ids(files), min(deadline, time.monotonic() + 120.0))
-                stage.discard(files)
-                left = True
-            elif was_running:
-                unstaged_rows += rows
-        if unstaged_rows:
-            self._wait_for_count(collection, before + unstaged_rows, deadline, "rows of an earlier import")
-        if unstaged_rows or left:
+            stage.discard(files)
+        if left:
             before = self._strong_count(collection)
         # an import only appends: ids already stored are upserted instead (none to look for in an empty collection)
         stored = np.isin(ids, self.get(collection, ids=ids, with_codes=False).ids) if before else \
@@ -528,7 +525,7 @@ class HashStore:
                     with translate_errors("bulk import", self.target, collection):
                         imported += bulk.run_import(alias, collection, files, progress=progress, hint=stage.hint(),
                                                     timeout=max(1.0, deadline - time.monotonic()),
-                                                    submitted=staged.submitted)
+                                                    submitted=partial(staged.submitted, files, collection))
                 except MilvusServerError as exc:
                     if not exc.retryable:  # the import failed: its files are of no use to a rerun
                         staged.finished()
