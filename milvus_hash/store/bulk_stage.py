@@ -262,33 +262,29 @@ class BucketStage:
 
     def leftovers(self, collection: str) -> list[tuple[list[str], int]]:
         """``(files, task)`` of each group left staged here by an import into ``collection``."""
-        client, out = self.client(), []
-        with self._errors("looking for earlier imports in"):
-            names = [o.object_name for o in client.list_objects(self.bucket, prefix=f"{self.prefix}/".lstrip("/"),
-                                                                 recursive=True)]
-            for marker in sorted(n for n in names if n.endswith(f"/{MARKER}") and "/milvus-hash-" in f"/{n}"):
-                answer = client.get_object(self.bucket, marker)
-                try:
-                    record = _record(answer.read().decode())
-                finally:
-                    answer.close()
-                    answer.release_conn()
-                if record and record["collection"] == collection:
-                    folder = marker.rsplit("/", 1)[0]
-                    out.append((sorted(n for n in names if n.startswith(f"{folder}/") and n.endswith(".npy")),
-                                record["task"]))
+        out = []
+        with self._errors("looking for earlier imports in"):  # only milvus-hash's: the bucket holds Milvus's data
+            names = [o.object_name for o in self.client().list_objects(
+                self.bucket, prefix=f"{self.prefix}/milvus-hash-".lstrip("/"), recursive=True)]
+        for marker in sorted(n for n in names if n.endswith(f"/{MARKER}")):
+            record = _record(self._read(marker).decode())
+            if record and record["collection"] == collection:
+                folder = marker.rsplit("/", 1)[0]
+                out.append((sorted(n for n in names if n.startswith(f"{folder}/") and n.endswith(".npy")),
+                            record["task"]))
         return out
 
     def read_ids(self, files: list[str]) -> np.ndarray:
-        key = next(f for f in files if f.endswith("/id.npy"))
+        return np.load(io.BytesIO(self._read(next(f for f in files if f.endswith("/id.npy")))), allow_pickle=False)
+
+    def _read(self, key: str) -> bytes:
         with self._errors("reading earlier files in"):
             answer = self.client().get_object(self.bucket, key)
             try:
-                data = answer.read()
+                return answer.read()
             finally:
                 answer.close()
                 answer.release_conn()
-        return np.load(io.BytesIO(data), allow_pickle=False)
 
     def discard(self, files: list[str]) -> None:
         self._remove([*files, *{f"{f.rsplit('/', 1)[0]}/{MARKER}" for f in files}])
