@@ -219,8 +219,13 @@ def test_cli_ingest_bulk_on_milvus_lite_is_a_usage_error_before_any_work(images,
 
 
 def _objects(s3_milvus, prefix: str) -> list[str]:
-    client = BucketStage(f"s3://{s3_milvus['bucket']}", endpoint=s3_milvus["endpoint"], **_keys()).client()
+    client = _bucket_stage(s3_milvus, "").client()
     return [o.object_name for o in client.list_objects(s3_milvus["bucket"], prefix=prefix, recursive=True)]
+
+
+def _bucket_stage(s3_milvus, prefix: str, *, bucket: str | None = None) -> BucketStage:
+    """A stage under ``prefix`` in the test server's bucket (or ``bucket``), with the test credentials."""
+    return BucketStage(f"s3://{bucket or s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
 
 
 def _keys() -> dict:
@@ -234,7 +239,7 @@ def test_bulk_import_through_the_servers_bucket_counts_every_row_and_leaves_noth
     spec = make_spec(128)
     ids, codes = _rows(3000, 128, 11)
     prefix = f"stage-{uuid.uuid4().hex[:8]}"
-    stage = BucketStage(f"s3://{s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
+    stage = _bucket_stage(s3_milvus, prefix)
     seen = []
     with HashStore(s3_milvus["uri"]) as store:
         store.create_collection("via_bucket", encoder=spec)
@@ -263,7 +268,7 @@ def test_bulk_import_from_a_bucket_the_server_does_not_read_fails_in_one_line_an
     spec = make_spec(64)
     ids, codes = _rows(50, 64, 12)
     other = f"not-milvus-{uuid.uuid4().hex[:6]}"
-    stage = BucketStage(f"s3://{other}/stage", endpoint=s3_milvus["endpoint"], **_keys())
+    stage = _bucket_stage(s3_milvus, "stage", bucket=other)
     stage.client().make_bucket(other)
     with HashStore(s3_milvus["uri"]) as store:
         store.create_collection("wrong_bucket", encoder=spec)
@@ -455,7 +460,7 @@ def test_a_killed_runs_files_in_the_bucket_are_waited_for_and_removed_by_the_rer
     spec = make_spec(64)
     ids, codes = _rows(1500, 64, 23)
     prefix = f"killed-{uuid.uuid4().hex[:8]}"
-    stage = BucketStage(f"s3://{s3_milvus['bucket']}/{prefix}", endpoint=s3_milvus["endpoint"], **_keys())
+    stage = _bucket_stage(s3_milvus, prefix)
     with HashStore(s3_milvus["uri"]) as store:
         store.create_collection("killed_bucket", encoder=spec)
         with pytest.raises(_Killed):

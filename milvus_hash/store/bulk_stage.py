@@ -236,8 +236,7 @@ class BucketStage:
             where, groups = bulk.write_files(columns, tmp)
             keys, uploaded = [], []
             staged = Staged(self, keys)
-            try:
-                self.check()
+            try:  # the bucket was checked by the caller (HashStore.bulk_import)
                 for group in groups:
                     names = []
                     for path in group:
