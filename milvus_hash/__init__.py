@@ -30,7 +30,7 @@ _EXPORTS = {
     **dict.fromkeys(["Hits", "TopK", "hamming_distances", "hamming_range", "hamming_topk", "pack_bits",
                      "select_bits", "unpack_bits"], ".codes"),
     # errors
-    **dict.fromkeys(["CollectionNotFoundError", "EncoderMismatchError", "InvalidInputError", "MilvusHashError",
+    **dict.fromkeys(["CollectionNotFoundError", "EncoderMismatchError", "FileHeldError", "InvalidInputError", "MilvusHashError",
                      "MilvusServerError", "MilvusUnavailableError", "NotAHashCollectionError",
                      "StorageUnavailableError", "WeightsUnavailableError"], ".errors"),
     # features

@@ -36,6 +36,15 @@ class MilvusUnavailableError(MilvusHashError, ConnectionError):
     retryable = True
 
 
+class FileHeldError(MilvusUnavailableError):
+    """A Milvus Lite file is held by another program (Milvus Lite serves one program a file at a
+    time). ``pid`` is that program's process id when known. A retry may help once it has finished."""
+
+    def __init__(self, message: str, *, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+
 class StorageUnavailableError(MilvusHashError, ConnectionError):
     """The object storage of a bulk import's stage (S3, MinIO) could not be reached or failed.
 

@@ -92,30 +92,3 @@ def test_bad_timeout_and_options(tmp_path):
         HashStore(str(tmp_path / "a.db"), timeout=0)
     with pytest.raises(InvalidInputError, match="keyword arguments"):
         HashStore(str(tmp_path / "a.db"), verify=True)
-
-
-@pytest.mark.lite
-def test_a_lite_file_held_by_another_program_is_retried_never_a_plain_error(tmp_path):
-    """Milvus Lite serves one program a file at a time: another program's store on it waits a few
-    seconds and then either opens it or fails with a retryable error (exit 75), not exit 1."""
-    import subprocess
-    import sys
-
-    from click.testing import CliRunner
-
-    from ingestion.cli import cli
-    from ingestion.cli.options import EXIT_RETRY
-
-    db = tmp_path / "held.db"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from milvus_hash import HashStore; s = HashStore(sys.argv[1]); s.list_collections(); "
-        "print('holding', flush=True); time.sleep(60)"), str(db)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "holding"
-        out = CliRunner().invoke(cli, ["info", "--uri", str(db), "--timeout", "3"])
-        assert out.exit_code in (0, EXIT_RETRY), out.output
-        if out.exit_code == EXIT_RETRY:
-            assert "open in another program" in out.output and "a retry may help" in out.output
-    finally:
-        holder.kill()
-        holder.wait()

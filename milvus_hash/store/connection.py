@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import subprocess
 import time
 import warnings
 from typing import Iterator
@@ -19,11 +18,13 @@ from pymilvus.exceptions import MilvusException
 
 from ..errors import (
     CollectionNotFoundError,
+    FileHeldError,
     InvalidInputError,
     MilvusHashError,
     MilvusServerError,
     MilvusUnavailableError,
 )
+from . import lite
 from .uri import DEFAULT_URI, REMOTE_SCHEMES, Target, resolve_uri, split_credentials  # noqa: F401 (re-exported)
 
 try:  # the column-wise insert path (2-3x faster than rows); pymilvus announces its removal in 3.1
@@ -48,6 +49,22 @@ def _is_unavailable(message: str) -> bool:
     return any(marker in low for marker in _UNAVAILABLE_MARKERS)
 
 
+def lite_start_error(where: str, target: Target) -> MilvusHashError:
+    """The error of a Milvus Lite start that failed, from why it failed (:func:`.lite.start_failure`)."""
+    why = lite.start_failure(target.uri)
+    if why is None or why.reason == "held":
+        who = "" if why is None or why.pid is None else \
+            f" (PID {why.pid}{': ' + why.command[:120] if why.command else ''})"
+        return FileHeldError(f"{where}: held by another program{who}; Milvus Lite serves one program a file at a "
+                             "time: a retry may help once it has finished (or use a Milvus server for "
+                             "several writers)", pid=None if why is None else why.pid)
+    if why.reason == "unwritable":
+        return InvalidInputError(f"uri: expected a Milvus Lite file in a folder that can be written, received "
+                                 f"{target.uri!r} ({why.detail})")
+    return MilvusServerError(f"{where}: Milvus Lite's server exited at once (exit code {why.exit_code}); "
+                             "the file may be damaged or from another Milvus Lite version", retryable=False)
+
+
 @contextlib.contextmanager
 def translate_errors(action: str, target: Target, collection: str | None = None) -> Iterator[None]:
     """Turn pymilvus and gRPC failures into the typed errors of :mod:`milvus_hash.errors`."""
@@ -63,8 +80,7 @@ def translate_errors(action: str, target: Target, collection: str | None = None)
         if collection and (code == 100 or "collection not found" in low or "can't find collection" in low):
             raise CollectionNotFoundError(f"{where}: no such collection") from exc
         if target.embedded and "open local milvus failed" in low:
-            raise MilvusUnavailableError(f"{where}: the file is open in another program (Milvus Lite serves one "
-                                         "program at a time); a retry may help once it has finished") from exc
+            raise lite_start_error(where, target) from exc
         if type(exc).__name__ == "MilvusUnavailableException" or _is_unavailable(message):
             raise MilvusUnavailableError(f"{where}: Milvus did not answer ({message}); a retry may help") from exc
         if type(exc).__name__ == "ParamError":
@@ -82,31 +98,6 @@ def translate_errors(action: str, target: Target, collection: str | None = None)
 _alias_counter = itertools.count()
 
 
-class _SessionSubprocess:
-    """``subprocess`` as Milvus Lite's launcher sees it: its embedded server starts in a session of
-    its own. Otherwise it shares the process group of the program that opened it, and Ctrl-C in a
-    terminal (SIGINT to the whole group) kills the server while the program is still writing: rows
-    lost, a 30 s hang. The server still stops with its program: it exits when the program's lock on
-    the database file goes, as on any exit (SIGKILL included)."""
-
-    def __getattr__(self, name):
-        return getattr(subprocess, name)
-
-    @staticmethod
-    def Popen(*args, **kwargs):  # noqa: N802 - subprocess's name
-        kwargs.setdefault("start_new_session", True)
-        return subprocess.Popen(*args, **kwargs)
-
-
-def _detach_lite_server() -> None:
-    try:
-        from milvus_lite import server as lite_server
-    except ImportError:  # pragma: no cover - no Milvus Lite on this platform
-        return
-    if getattr(lite_server, "subprocess", None) is subprocess:
-        lite_server.subprocess = _SessionSubprocess()
-
-
 class Connection:
     """A MilvusClient plus, where pymilvus still has it, an ORM alias for column-wise writes."""
 
@@ -114,7 +105,7 @@ class Connection:
         self.target = target
         self.timeout = timeout
         if target.embedded:
-            _detach_lite_server()
+            lite.install()
             # pymilvus pings every 10 s even between calls; the embedded server allows one ping per
             # 5 minutes without data and answers with GOAWAY "too_many_pings" (printed by gRPC on
             # stderr during a long extraction). A local socket needs no keepalive between calls.
@@ -127,19 +118,22 @@ class Connection:
         self._orm: dict[str, object] = {}
 
     def _retry_embedded(self, connect):
-        """Connect; on Milvus Lite, retry for a few seconds: a Lite process that another client of the
-        same file has just closed can still hold the file ("unable to open database file") while it exits."""
-        deadline = time.monotonic() + (min(self.timeout, 10.0) if self.target.embedded else 0.0)
-        delay = 0.2
+        """Connect. On Milvus Lite a file held by another program is refused at once
+        (:class:`FileHeldError`), never opened twice; only a hold that is about to go is waited for,
+        a few seconds: the server of a program that has just ended (it exits once it sees its
+        program's lock go, and holds the lock for that moment)."""
+        deadline = time.monotonic() + (min(self.timeout, 5.0) if self.target.embedded else 0.0)
+        delay = 0.1
         while True:
             try:
                 with translate_errors("connect", self.target):
                     return connect()
-            except MilvusUnavailableError:
-                if time.monotonic() + delay > deadline:
+            except FileHeldError:
+                why = lite.start_failure(self.target.uri)
+                if why is None or not why.by_lite or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
-                delay = min(2 * delay, 2.0)
+                delay = min(2 * delay, 1.0)
 
     def orm_collection(self, name: str):
         """The ORM ``Collection`` for column inserts, or None where pymilvus has no ORM."""

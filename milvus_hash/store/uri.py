@@ -61,5 +61,8 @@ def resolve_uri(uri: object) -> Target:
         raise expected("uri", "a Milvus Lite file whose name ends in .db (e.g. ./milvus_hash.db)", repr(text))
     if path.exists() and path.is_dir():
         raise expected("uri", "a Milvus Lite file, not a directory", repr(text))
+    from .lite import check_database_file
+
+    check_database_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return Target(str(path.resolve()), embedded=True)
