@@ -124,3 +124,42 @@ def drop_collections(uri: str, prefix: str) -> None:
         for c in store.list_collections():
             if c.startswith(prefix):
                 store.drop_collection(c)
+
+
+def effnet_features(per_class_db: int = 1500, per_class_q: int = 300) -> dict[str, np.ndarray]:
+    """Fashion-MNIST through the default backbone (EfficientNet-Lite0, the ImageNet weights installed
+    with milvus-hash), as the pipeline extracts them: ``per_class_db`` training images of each class
+    (the database), the next ``per_class_q`` (held-out training queries, for tuning) and the first
+    ``per_class_q`` test images of each class (the test queries). Cached in ``benchmarks/results``.
+    Returns ``{"Xdb", "ydb", "Xval", "yval", "Xte", "yte"}`` (features L2-normalised)."""
+    from PIL import Image
+
+    from milvus_hash.features import get_backbone
+
+    backbone = get_backbone("efficientnet_lite0", "DEFAULT")
+    cache = RESULTS / f"features_effnet_fmnist_{per_class_db}_{per_class_q}.npz"
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["fingerprint"]) == backbone.fingerprint:
+                return {k: z[k] for k in ("Xdb", "ydb", "Xval", "yval", "Xte", "yte")}
+    Xtr, ytr = load_fashion_mnist(split="train")
+    Xte, yte = load_fashion_mnist(split="test")
+    parts = {"db": (Xtr, np.concatenate([np.flatnonzero(ytr == c)[:per_class_db] for c in range(10)])),
+             "val": (Xtr, np.concatenate([np.flatnonzero(ytr == c)[per_class_db:per_class_db + per_class_q]
+                                          for c in range(10)])),
+             "te": (Xte, np.concatenate([np.flatnonzero(yte == c)[:per_class_q] for c in range(10)]))}
+    out = {}
+    t0 = time.perf_counter()
+    for name, (X, rows) in parts.items():
+        feats = []
+        for s in range(0, len(rows), 64):
+            feats.append(backbone.extract([Image.fromarray(X[i], mode="L") for i in rows[s:s + 64]]))
+            if s % 1280 == 0:
+                print(f"  {name}: {s + len(feats[-1]):,}/{len(rows):,} images, {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+        F = np.concatenate(feats).astype(np.float32)
+        out[f"X{name}"] = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+        out[f"y{name}"] = (ytr if X is Xtr else yte)[rows]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **out, fingerprint=backbone.fingerprint)
+    return out

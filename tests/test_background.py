@@ -77,7 +77,7 @@ def test_background_statistics_equal_their_definitions():
 
 
 def test_leave_one_out_scores_equal_each_positive_scored_by_the_model_of_the_others():
-    from milvus_hash.categories.membership import background_frequency, log_odds_weights, loo_scores, member_scores
+    from milvus_hash.categories.membership import background_frequency, log_odds_weights, loo_scores, base_scores
 
     pos = random_codes(7, 512, seed=3)
     q = background_frequency(random_codes(300, 512, seed=4))
@@ -86,7 +86,7 @@ def test_leave_one_out_scores_equal_each_positive_scored_by_the_model_of_the_oth
     for i in range(len(pos)):
         rest = np.delete(pos, i, axis=0)
         w, b = log_odds_weights(rest, q, prior=4.0)
-        expect.append(member_scores(w, b, scale, rest, pos[i:i + 1])[0])
+        expect.append(base_scores(w, b, scale, rest, pos[i:i + 1])[0])
     np.testing.assert_allclose(loo_scores(pos, q, 4.0, scale), expect, rtol=1e-5, atol=1e-4)
 
 

@@ -72,7 +72,7 @@ def check_exact(client: HashClient, name: str, queries: np.ndarray) -> None:
         instant = client.search(name, codes=queries, k=15, mode="instant", candidates=len(lib_ids))  # all candidates
         np.testing.assert_array_equal(instant.ids, ref.ids)
         members = client.members(name, k=len(lib_ids) + 5, exhaustive=True)  # every current item, deleted ones gone
-        ref_scores = cat.member_scores(lib_codes, 0)
+        ref_scores = cat.ranking_scores(lib_codes, 0)
         np.testing.assert_array_equal(members.ids, lib_ids[np.lexsort((lib_ids, -ref_scores))])
 
 

@@ -115,8 +115,8 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         cat = client.define("one", ids=pos)
         assert cat.classes == ["one"]
         client.materialize("one", batch_size=100)
-        # members: the numpy reference of the same method (score every item, best first, ties by id)
-        ref_scores = cat.member_scores(codes, 0)
+        # members: the numpy reference of the same method (rank every item, best first, ties by id)
+        ref_scores = cat.ranking_scores(codes, 0)
         ref = ids[np.lexsort((ids, -ref_scores))]
         every = client.members("one", k=len(ids), exhaustive=True)
         np.testing.assert_array_equal(every.ids, ref)
@@ -126,7 +126,8 @@ def test_single_category_membership_resume_redefine_and_drop(filled, world):
         top = client.members("one", k=20, candidates=50)
         pool = np.unique(hamming_topk(codes[np.isin(ids, pos)], codes, 50, ids=ids).ids)
         in_pool = np.isin(ids, pool)
-        np.testing.assert_array_equal(top.ids, ids[in_pool][np.lexsort((ids[in_pool], -ref_scores[in_pool]))][:20])
+        pool_scores = cat.ranking_scores(codes[in_pool], 0)
+        np.testing.assert_array_equal(top.ids, ids[in_pool][np.lexsort((ids[in_pool], -pool_scores))][:20])
         assert top.candidates == pool.size and len(top) == 20
         assert np.all(np.diff(top.probabilities) <= 0) and np.all((top.probabilities >= 0) & (top.probabilities <= 1))
         assert (yn[np.isin(ids, top.ids)] == target).mean() > 0.8  # the category, found
@@ -191,8 +192,8 @@ def test_paper_method_and_clear_errors(tmp_path, world):
             client.define("x", ids=ex_ids, labels=ex_labels[:3])
         with pytest.raises(InvalidInputError, match="library: expected the UGHLibrary"):
             client.define("x", features=Xn[:3])
-        # examples and queries by explicit keyword: exactly one, of the right kind; nothing guessed
-        with pytest.raises(InvalidInputError, match=r"examples: expected exactly one of ids=, images=, codes=, "
+        # examples by explicit keyword (one or several kinds), queries by exactly one; nothing guessed
+        with pytest.raises(InvalidInputError, match=r"examples: expected at least one of ids=, images=, codes=, "
                                                     r"features=, received none of them"):
             client.define("x")
         with pytest.raises(InvalidInputError, match=r"query: expected exactly one of .*, received ids= and codes="):

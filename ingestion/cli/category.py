@@ -24,6 +24,16 @@ def client_options(fn):
     return milvus_options(wrapper, existing=True)
 
 
+def _folder_images(folder: str, flag: str):
+    from ..sources import FolderSource
+
+    items = FolderSource(folder).items()
+    if not items:
+        raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
+                                 param_hint=flag)
+    return items
+
+
 def _ints(text: str, flag: str) -> list[int]:
     try:
         return [int(v) for v in text.replace(",", " ").split()]
@@ -67,22 +77,21 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
       milvus-hash category define t --collection photos --ids 1,2,3,4 --labels a,a,b,b --bits 32
       milvus-hash category define fashion --collection photos --examples labeled/ --library lib.npz
     """
-    if (ids is None) == (folder is None):
-        raise click.UsageError("give exactly one of --ids and --examples")
-    if labels is not None and ids is None:
-        raise click.UsageError("--labels goes with --ids (a folder's sub-folders are its labels)")
+    if ids is None and folder is None:
+        raise click.UsageError("give --ids, --examples or both (pictures and the ids of confirmed members)")
+    if labels is not None and (ids is None or folder is not None):
+        raise click.UsageError("--labels goes with --ids alone (a folder's sub-folders are its labels)")
+    examples, label_list = {}, None
     if ids is not None:
-        examples = {"ids": _ints(ids, "--ids")}
+        examples["ids"] = _ints(ids, "--ids")
         label_list = None if labels is None else [v.strip() for v in labels.split(",")]
-    else:
-        from ..sources import FolderSource
-
-        items = FolderSource(folder).items()
-        if not items:
-            raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
-                                     param_hint="--examples")
-        examples = {"images": [it.ref for it in items]}
-        label_list = [it.label for it in items] if items[0].label is not None else None
+    if folder is not None:
+        items = _folder_images(folder, "--examples")
+        examples["images"] = [it.ref for it in items]
+        if items[0].label is not None:
+            if ids is not None:
+                raise click.UsageError("--examples with sub-folders (a task) cannot be mixed with --ids")
+            label_list = [it.label for it in items]
     neg = _ints(negatives, "--negatives") if negatives else None
     from milvus_hash.categories.definitions import CategoryExistsError
 
@@ -96,7 +105,7 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        n = len(next(iter(examples.values())))
+        n = sum(len(v) for v in examples.values())
         click.echo(f"defined {name!r}: {method}, {n_bits} bits, classes {cat.classes}, from {n} examples "
                    f"(fingerprint {info['fingerprint'][:16]})")
 
@@ -217,8 +226,10 @@ def search(name, client, item_id, image, k, mode, candidates, ties, as_json):
 @click.option("--candidates", type=click.IntRange(1, 16384), default=None,
               help="Nearest items of each positive that are scored [default: 3 x k, at least 100].")
 @click.option("--all", "exhaustive", is_flag=True, help="Score every item of the collection (streamed; slower).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per member, in rank order.")
-def members(name, client, k, label, min_probability, candidates, exhaustive, as_json):
+@click.option("--new-only", is_flag=True, help="Leave out the examples and the members marked right.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per member, in rank order (\"example\": true for examples and marked members).")
+def members(name, client, k, label, min_probability, candidates, exhaustive, new_only, as_json):
     """The collection's items ranked by membership of category NAME, best first, each with a
     calibrated probability.
 
@@ -227,9 +238,10 @@ def members(name, client, k, label, min_probability, candidates, exhaustive, as_
       milvus-hash category members threes --collection digits -k 50
       milvus-hash category members threes --collection digits --min-probability 0.9 --json
       milvus-hash category members fashion --collection photos --label shoes --all -k 1000
+      milvus-hash category members threes --collection digits --new-only -k 20
     """
     got = client.members(name, k=k, label=label, min_probability=min_probability, candidates=candidates,
-                         exhaustive=exhaustive)
+                         exhaustive=exhaustive, new_only=new_only)
     if as_json:
         for row in got.rows():
             click.echo(json.dumps(row))
@@ -237,5 +249,51 @@ def members(name, client, k, label, min_probability, candidates, exhaustive, as_
     click.echo(f"{'rank':>5s}  {'probability':>11s}  {'id':>20s}  {'label':>10s}  source")
     for row in got.rows():
         click.echo(f"{row['rank']:5d}  {row['probability']:11.4f}  {row['id']:20d}  {str(row['label']):>10s}  "
-                   f"{row['source']}")
+                   f"{row['source']}{'  (example)' if row['example'] else ''}")
     click.echo(f"{len(got)} members of {got.candidates:,} items scored", err=True)
+
+
+@category.command()
+@click.argument("name")
+@client_options
+@click.option("--positive", "positives", multiple=True, type=int, metavar="ID",
+              help="A stored id marked right (as `members --json` prints it); repeatable.")
+@click.option("--negative", "negatives", multiple=True, type=int, metavar="ID",
+              help="A stored id marked wrong: never a member again; repeatable.")
+@click.option("--examples", "folder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A folder of more pictures of the category (positives; needs --library).")
+@click.option("--negative-examples", "neg_folder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A folder of pictures of what the category is not (needs --library).")
+@click.option("--forget", "forget", multiple=True, type=int, metavar="ID",
+              help="Remove the mark of a stored id (undo); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new description as JSON.")
+def refine(name, client, positives, negatives, folder, neg_folder, forget, as_json):
+    """Mark members of category NAME right or wrong and learn it again from its examples and
+    every mark so far (kept in Milvus: every process sees the new definition at once, or the old).
+    Marked-wrong items never show in `members` again; marked-right ones are flagged there as
+    examples (`members --new-only` leaves them out).
+
+    \b
+    Examples:
+      milvus-hash category refine shoes --collection photos --negative 4711 --negative 815 --positive 42
+      milvus-hash category refine shoes --collection photos --examples more-shoes/ --library lib.npz
+      milvus-hash category refine shoes --collection photos --forget 4711
+    """
+    if not (positives or negatives or folder or neg_folder or forget):
+        raise click.UsageError("give marks: --positive ID, --negative ID, --examples DIR, --negative-examples DIR "
+                               "or --forget ID")
+    kwargs = {"positive_ids": list(positives) or None, "negative_ids": list(negatives) or None,
+              "forget_ids": list(forget) or None}
+    if folder is not None:
+        kwargs["positive_images"] = [it.ref for it in _folder_images(folder, "--examples")]
+    if neg_folder is not None:
+        kwargs["negative_images"] = [it.ref for it in _folder_images(neg_folder, "--negative-examples")]
+    cat = client.refine(name, **kwargs)
+    info = cat.describe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    n_pos = len(positives) + len(kwargs.get("positive_images") or [])
+    n_neg = len(negatives) + len(kwargs.get("negative_images") or [])
+    click.echo(f"refined {name!r} (round {len(info['rounds'])}): {n_pos} right, {n_neg} wrong, forgot {len(forget)}; "
+               f"now {info['positives']} positives and {info['negatives']} negatives")

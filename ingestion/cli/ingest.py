@@ -194,9 +194,12 @@ def _parse_code(text: str, n_bits: int) -> np.ndarray:
 
 @click.command()
 @click.option("--collection", required=True, help="Collection to search.")
-@click.option("--image", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Query image file (needs --encoder).")
-@click.option("--id", "item_id", type=int, default=None, help="Query by the code of a stored id.")
+@click.option("--image", "images", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="Query image file (needs --encoder); repeat it for several pictures, merged into one ranking.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="A folder of query images, merged into one ranking (needs --encoder).")
+@click.option("--id", "item_ids", multiple=True, type=int,
+              help="Query by the code of a stored id; repeatable (merged into one ranking).")
 @click.option("--code", default=None, help="Query code in hexadecimal (n_bits / 4 digits).")
 @click.option("--encoder", "encoder_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The collection's encoder file (to encode --image).")
@@ -207,23 +210,35 @@ def _parse_code(text: str, n_bits: int) -> np.ndarray:
 @milvus_options(existing=True)
 @backbone_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def search(collection, image, item_id, code, encoder_path, k, filter_expr, ties, store, backbone, weights, device, ten_crop,
-           size, batch_size, workers, as_json):
-    """Hamming search: the k codes nearest to an image, a stored id or a code.
+def search(collection, images, images_dir, item_ids, code, encoder_path, k, filter_expr, ties, store, backbone,
+           weights, device, ten_crop, size, batch_size, workers, as_json):
+    """Hamming search: the k codes nearest to an image, a stored id or a code. Several
+    pictures (--image repeated, --images DIR, --id repeated) are one ranking: each item at its
+    smallest distance to any of them (the plain search to compare a category with).
 
     \b
     Examples:
       milvus-hash search --collection photos --image query.jpg --encoder lib.npz
-      milvus-hash search --collection photos --id 123456789 -k 20 --json
+      milvus-hash search --collection photos --images five-shoes/ --encoder lib.npz -k 50
+      milvus-hash search --collection photos --id 123456789 --id 987654321 -k 20 --json
       milvus-hash search --collection photos --code 0f3a... --filter 'label == "cat"'
     """
-    given = [name for name, v in (("--image", image), ("--id", item_id), ("--code", code)) if v is not None]
+    paths = list(images)
+    if images_dir is not None:
+        from ..sources import FolderSource
+
+        found = [it.ref for it in FolderSource(images_dir).items()]
+        if not found:
+            raise click.BadParameter(f"expected a folder with images, received {images_dir!r}, which has none",
+                                     param_hint="--images")
+        paths += found
+    given = [name for name, v in (("--image/--images", paths), ("--id", item_ids), ("--code", code)) if v]
     if len(given) != 1:
-        raise click.UsageError(f"give exactly one of --image, --id, --code (received {', '.join(given) or 'none'})")
+        raise click.UsageError(f"give one of --image (or --images), --id, --code (received {', '.join(given) or 'none'})")
+    if paths and encoder_path is None:
+        raise click.UsageError("--image needs --encoder, the encoder file the collection was written with")
     info = store.describe_collection(collection)
-    if image is not None:
-        if encoder_path is None:
-            raise click.UsageError("--image needs --encoder, the encoder file the collection was written with")
+    if paths:
         from PIL import Image, UnidentifiedImageError
 
         encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
@@ -231,34 +246,43 @@ def search(collection, image, item_id, code, encoder_path, k, filter_expr, ties,
         if encoder.encoder_spec() != info.encoder:
             raise HashCliError(f"--encoder {encoder_path} is {encoder.encoder_spec()}, but collection {collection!r} "
                                f"was written by {info.encoder}", EXIT_ERROR)
-        try:
-            with Image.open(image) as im:
-                im.load()
-                query = encoder.transform(bb.extract([im.convert("RGB") if im.mode not in ("RGB", "L") else im]))
-        except (OSError, UnidentifiedImageError) as exc:
-            raise click.BadParameter(f"expected a readable image, received {image!r} ({exc})",
-                                     param_hint="--image") from None
-    elif item_id is not None:
-        rec = store.get(collection, ids=[item_id])
-        if len(rec) == 0:
-            raise HashCliError(f"--id: expected an id stored in {collection!r}, received {item_id}", EXIT_ERROR)
+        loaded, bad = [], []
+        for path in paths:
+            try:
+                with Image.open(path) as im:
+                    im.load()
+                    loaded.append(im.convert("RGB") if im.mode not in ("RGB", "L") else im.copy())
+            except (OSError, UnidentifiedImageError) as exc:
+                bad.append(f"{path!r} ({exc})")
+        if bad:
+            raise click.BadParameter(f"expected readable images, received {len(bad)} that cannot be read: "
+                                     + "; ".join(bad[:10]), param_hint="--image")
+        query = encoder.transform(bb.extract(loaded))
+    elif item_ids:
+        rec = store.get(collection, ids=list(item_ids))
+        if rec.missing.size:
+            raise HashCliError(f"--id: expected ids stored in {collection!r}, received "
+                               f"{', '.join(map(str, rec.missing.tolist()[:10]))}, not stored", EXIT_ERROR)
         query = rec.codes
     else:
         query = _parse_code(code, info.n_bits)
     res = store.search(collection, codes=query, k=k, filter=filter_expr, ties=ties,
                        output_fields=["source", "label"])
-    hits = []
-    for j, (hid, dist) in enumerate(zip(res.ids[0].tolist(), res.distances[0].tolist())):
-        if hid < 0:
-            break
-        extra = res.fields[0][j] if res.fields else {}
-        hits.append({"id": hid, "distance": dist, "source": extra.get("source", ""), "label": extra.get("label")})
-    query_given = {"image": image} if image is not None else {"id": item_id} if item_id is not None else {"code": code}
+    m_ids, m_dist, m_fields = res.merged()
+    hits = [{"id": int(hid), "distance": int(dist), "source": (f or {}).get("source", ""), "label": (f or {}).get("label")}
+            for hid, dist, f in zip(m_ids[:k].tolist(), m_dist[:k].tolist(), (m_fields or [{}] * len(m_ids))[:k])]
+    if paths:
+        query_given = {"image": paths[0]} if len(paths) == 1 else {"images": paths}
+    elif item_ids:
+        query_given = {"id": item_ids[0]} if len(item_ids) == 1 else {"ids": list(item_ids)}
+    else:
+        query_given = {"code": code}
     if as_json:
         click.echo(json.dumps({"collection": collection, "query": query_given, "hits": hits}, indent=2))
         return
-    what = next(iter(query_given.items()))
-    click.echo(f"{len(hits)} nearest to {what[0]} {what[1]} in {collection!r} by Hamming distance:")
+    what, value = next(iter(query_given.items()))
+    shown = value if not isinstance(value, list) else f"({len(value)}, merged: each item at its nearest)"
+    click.echo(f"{len(hits)} nearest to {what} {shown} in {collection!r} by Hamming distance:")
     click.echo(f"  {'rank':>4s}  {'distance':>8s}  {'id':>20s}  {'label':>8s}  source")
     for rank, h in enumerate(hits, 1):
         click.echo(f"  {rank:4d}  {h['distance']:8d}  {h['id']:>20d}  {str(h.get('label')):>8s}  {h.get('source', '')}")

@@ -52,6 +52,7 @@ class Category:
     example_ids: list[int] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     example_sources: dict = field(default_factory=dict)  # what the examples were: image paths, or a count
+    rounds: list = field(default_factory=list)  # refinements: {"at", "positives", "negatives", "forgot"} each
 
     def transform(self, library_codes) -> np.ndarray:
         """Category codes ``uint8 (n, n_bits // 8)`` of library codes ``uint8 (n, library_bits // 8)``."""
@@ -68,8 +69,23 @@ class Category:
         """Membership scores ``float32 (n,)`` of class ``c`` (:mod:`.membership`) of library codes."""
         from .membership import member_scores
 
-        return member_scores(self.arrays["member_weights"][c], float(self.arrays["member_bias"][c]),
-                             self.arrays["member_scale"][c], self.anchors(c), library_codes)
+        return member_scores(self.arrays, c, self.anchors(c), library_codes, negatives=self.negatives())
+
+    def ranking_scores(self, library_codes, c: int) -> np.ndarray:
+        """What :meth:`HashClient.members` ranks items by, ``float32 (n,)``: the membership scores of
+        class ``c``, re-ordered among the best by label propagation from the positives and the marked
+        negatives (:func:`.membership.diffused_order`). Give it the items a ranking covers, marked
+        negatives left out (as ``members`` does)."""
+        from .membership import diffused_order
+
+        codes = as_codes(library_codes, n_bits=self.library_bits, argument="library codes")
+        s = self.member_scores(codes, c)
+        if "member_score_scale" not in self.arrays or len(s) < 2:  # defined before propagation existed
+            return s
+        anchors, negatives = self.anchors(c), self.negatives()
+        return diffused_order(s, codes, anchors=anchors, negatives=negatives,
+                              scale=self.arrays["member_score_scale"][c], anchor_scores=self.member_scores(anchors, c),
+                              negative_scores=None if negatives is None else self.member_scores(negatives, c))
 
     def probabilities(self, library_codes) -> np.ndarray:
         """Calibrated membership ``float64 (n, n_classes)`` of library codes ``uint8 (n, L // 8)``."""
@@ -82,6 +98,19 @@ class Category:
     def anchors(self, c: int) -> np.ndarray:
         """The library codes ``uint8 (m, L // 8)`` of class ``c``'s positives."""
         return self.arrays["anchors"][self.arrays["anchor_classes"] == c]
+
+    def marked_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stored ids ``int64`` of the positives (examples and marked right) and of the marked
+        negatives; -1 for those given as images, codes or features."""
+        n_pos, n_neg = len(self.arrays["anchors"]), len(self.arrays.get("negative_codes", ()))
+        pos = self.arrays.get("anchor_ids", np.full(n_pos, -1, np.int64))
+        neg = self.arrays.get("negative_ids", np.full(n_neg, -1, np.int64))
+        return np.asarray(pos, np.int64), np.asarray(neg, np.int64)
+
+    def negatives(self) -> np.ndarray | None:
+        """The library codes ``uint8 (m, L // 8)`` of the marked (given) negatives, or None."""
+        neg = self.arrays.get("negative_codes")
+        return neg if neg is not None and len(neg) else None
 
     def class_index(self, label) -> int:
         if label is None:
@@ -115,22 +144,28 @@ class Category:
         return {"name": self.name, "method": self.method, "n_bits": self.n_bits, "classes": self.classes,
                 "library_fingerprint": self.library_fingerprint, "library_bits": self.library_bits,
                 "created": self.created, "example_ids": self.example_ids, "examples": self.example_sources,
-                "params": self.params, "fingerprint": self.fingerprint}
+                "params": self.params, "fingerprint": self.fingerprint, "rounds": self.rounds,
+                "positives": int(len(self.arrays["anchors"])),
+                "negatives": int(len(self.arrays.get("negative_codes", ())))}
 
     @classmethod
     def from_stored(cls, head: dict, arrays: dict) -> "Category":
         return cls(name=head["name"], method=head["method"], n_bits=int(head["n_bits"]), classes=list(head["classes"]),
                    library_fingerprint=head["library_fingerprint"], library_bits=int(head["library_bits"]),
                    arrays=arrays, created=float(head["created"]), example_ids=list(head.get("example_ids", [])),
-                   params=dict(head.get("params", {})), example_sources=dict(head.get("examples", {})))
+                   params=dict(head.get("params", {})), example_sources=dict(head.get("examples", {})),
+                   rounds=list(head.get("rounds", [])))
 
 
 def learn_category(name: str, codes: np.ndarray, labels: list[str], *, background, n_bits: int,
                    method: str, library: EncoderSpec, example_ids=(), example_sources=None, seed: int = 0,
-                   **params) -> Category:
+                   ids=None, rounds=(), membership: dict | None = None, **params) -> Category:
     """Fit the few-shot code of ``codes`` (library codes of the examples, ``labels`` one per code;
     :data:`BACKGROUND` marks given negatives) with ``background``: unlabeled library codes, or a
-    :class:`~milvus_hash.encoders.ugh.background.Background` that keeps what is computed from them."""
+    :class:`~milvus_hash.encoders.ugh.background.Background` that keeps what is computed from them.
+    ``ids``: ``int64 (n,)`` the stored id of each code (-1: not a stored item), kept with the
+    positives and negatives (``Category.marked_ids``); ``rounds``: the refinements so far;
+    ``membership``: keyword arguments of :func:`.membership.fit_membership` (for experiments)."""
     if method not in METHODS:
         raise expected("method", f"one of {METHODS}", repr(method))
     background = Background.of(background, n_bits=library.n_bits)
@@ -156,15 +191,21 @@ def learn_category(name: str, codes: np.ndarray, labels: list[str], *, backgroun
         arrays = {"positions": coder.positions_}
     cat = Category(name, method, n_bits, classes, library.fingerprint, library.n_bits, arrays,
                    example_ids=[int(i) for i in example_ids], params={"seed": seed, **params},
-                   example_sources=dict(example_sources or {}))
+                   example_sources=dict(example_sources or {}), rounds=list(rounds))
     task = cat.transform(codes)
     bits = unpack_bits(task)
     cat.arrays["prototypes"] = pack_bits(np.stack([bits[y == c].mean(0) >= 0.5 for c in classes]))
     yi = np.array([classes.index(v) if v in classes else -1 for v in y], np.int32)
     positive = yi >= 0
     cat.arrays.update(fit_membership(codes[positive], yi[positive], len(classes), background=background,
-                                     negatives=codes[~positive] if (~positive).any() else None))
+                                     negatives=codes[~positive] if (~positive).any() else None,
+                                     **(membership or {})))
     cat.arrays["anchors"], cat.arrays["anchor_classes"] = codes[positive], yi[positive]
+    cat.arrays["negative_codes"] = codes[~positive]
+    ids = np.full(len(codes), -1, np.int64) if ids is None else np.asarray(ids, np.int64)
+    if ids.shape != (len(codes),):
+        raise expected("ids", f"one id per example ({len(codes)})", f"shape {ids.shape}")
+    cat.arrays["anchor_ids"], cat.arrays["negative_ids"] = ids[positive], ids[~positive]
     return cat
 
 

@@ -68,16 +68,19 @@ class Members:
     sources: list[str]
     labels: list[str]
     candidates: int = 0
+    examples: np.ndarray | None = None  # bool (m,): an example or a member marked right (known already)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     def rows(self) -> list[dict]:
-        """One dict per item in rank order: ``rank``, ``id``, ``source``, ``label``, ``probability``, ``score``."""
+        """One dict per item in rank order: ``rank``, ``id``, ``source``, ``label``, ``probability``,
+        ``score`` and ``example`` (True: one of the category's examples or a member marked right)."""
+        flags = self.examples if self.examples is not None else np.zeros(len(self), bool)
         return [{"rank": r + 1, "id": int(i), "source": s, "label": lab, "probability": round(float(p), 6),
-                 "score": round(float(sc), 4)}
-                for r, (i, s, lab, p, sc) in enumerate(zip(self.ids.tolist(), self.sources, self.labels,
-                                                            self.probabilities, self.scores))]
+                 "score": round(float(sc), 4), "example": bool(e)}
+                for r, (i, s, lab, p, sc, e) in enumerate(zip(self.ids.tolist(), self.sources, self.labels,
+                                                               self.probabilities, self.scores, flags))]
 
 
 class _TopScores:
@@ -87,19 +90,56 @@ class _TopScores:
         self.k = k
         self.ids = np.zeros(0, np.int64)
         self.scores = np.zeros(0, np.float32)
+        self.flags = np.zeros(0, bool)
+        self.codes: np.ndarray | None = None
         self.sources: list[str] = []
         self.labels: list[str] = []
 
-    def add(self, rec: Records, scores: np.ndarray) -> None:
-        ids = np.concatenate([self.ids, rec.ids])
-        sc = np.concatenate([self.scores, scores.astype(np.float32)])
-        sources, labels = self.sources + list(rec.sources), self.labels + list(rec.labels)
+    def add(self, rec: Records, scores: np.ndarray, keep: np.ndarray | None = None,
+            flags: np.ndarray | None = None) -> None:
+        keep = np.ones(len(rec.ids), bool) if keep is None else keep
+        flags = np.zeros(len(rec.ids), bool) if flags is None else flags
+        ids = np.concatenate([self.ids, rec.ids[keep]])
+        sc = np.concatenate([self.scores, scores.astype(np.float32)[keep]])
+        fl = np.concatenate([self.flags, flags[keep]])
+        codes = rec.codes[keep] if self.codes is None else np.vstack([self.codes, rec.codes[keep]])
+        sources = self.sources + [v for v, t in zip(rec.sources, keep) if t]
+        labels = self.labels + [v for v, t in zip(rec.labels, keep) if t]
         order = np.lexsort((ids, -sc))[:self.k]
-        self.ids, self.scores = ids[order], sc[order]
+        self.ids, self.scores, self.flags, self.codes = ids[order], sc[order], fl[order], codes[order]
         self.sources, self.labels = [sources[j] for j in order], [labels[j] for j in order]
 
-    def result(self):
-        return self.ids, self.scores, self.sources, self.labels
+    def reorder(self, scores: np.ndarray) -> None:
+        """Replace the kept items' scores (a re-ranking of them) and sort again."""
+        order = np.lexsort((self.ids, -scores))
+        self.ids, self.scores, self.flags = self.ids[order], scores[order].astype(np.float32), self.flags[order]
+        self.codes = None if self.codes is None else self.codes[order]
+        self.sources, self.labels = [self.sources[j] for j in order], [self.labels[j] for j in order]
+
+    def result(self, k: int):
+        return self.ids[:k], self.scores[:k], self.sources[:k], self.labels[:k], self.flags[:k]
+
+
+def _code_in(codes: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+    """``bool (n,)``: which of ``codes`` equal one of the ``known`` codes exactly (the same image stored)."""
+    if known is None or not len(known) or codes is None or not len(codes):
+        return np.zeros(0 if codes is None else len(codes), bool)
+    seen = {row.tobytes() for row in np.ascontiguousarray(known)}
+    return np.fromiter((row.tobytes() in seen for row in np.ascontiguousarray(codes)), bool, len(codes))
+
+
+def _unique_marks(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Marks with each stored id once (its last mark); items not given by id are all kept."""
+    if not len(ids):
+        return codes, ids
+    keep = np.ones(len(ids), bool)
+    seen: set[int] = set()
+    for j in range(len(ids) - 1, -1, -1):
+        i = int(ids[j])
+        if i >= 0:
+            keep[j] = i not in seen
+            seen.add(i)
+    return codes[keep], ids[keep]
 
 
 def _positive_int(value, argument: str, upper: int | None = None) -> int:
@@ -217,6 +257,25 @@ class HashClient:
         return Items(library.transform(as_rows(value, where, width=library.n_features_in_, dtype_kind="f",
                                                what="feature vectors (float)")), kind)
 
+    def items_of(self, argument: str, *, required: bool = True, **given) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Items given by one or more of ``ids``, ``images``, ``codes``, ``features`` together: their
+        library codes ``uint8 (n, L // 8)`` (in that order of kinds), their stored ids ``int64 (n,)``
+        (-1 for items not given by id) and what a definition records of them. ``required``: at
+        least one kind (else none is fine: empty arrays)."""
+        named = {k: v for k, v in given.items() if v is not None}
+        if not named:
+            if required:
+                raise expected(argument, "at least one of ids=, images=, codes=, features=", "none of them")
+            return np.zeros((0, self.library_bits // 8), np.uint8), np.zeros(0, np.int64), {}
+        codes, ids, described = [], [], {}
+        for kind in ("ids", "images", "codes", "features"):
+            if kind in named:
+                it = self.items(**{kind: named[kind]}, argument=argument)
+                codes.append(it.codes)
+                ids.append(it.ids if it.ids is not None else np.full(len(it.codes), -1, np.int64))
+                described.update(it.describe() if kind != "ids" else {})
+        return np.vstack(codes), np.concatenate(ids), described
+
     def background(self) -> Background:
         """The background sample every category of this client learns against: about ``background``
         items of the collection (whole residue classes of their ids, seeded: see
@@ -234,9 +293,10 @@ class HashClient:
         """Define a category from positives, or a task from labeled examples.
 
         Args:
-            ids, images, codes, features: the examples, by exactly one keyword (see :mod:`.items`):
+            ids, images, codes, features: the examples, by one or more keywords (see :mod:`.items`):
                 stored ids, images (paths, PIL images or uint8 arrays, through the library's
-                backbone), library codes or feature vectors.
+                backbone), library codes or feature vectors; several kinds together are one set of
+                examples (e.g. five pictures and the ids of members already confirmed).
             labels: one label per example for a task of several classes; None: one category ``name``
                 whose negatives are ``negatives`` or, when not given, background codes of the store.
             negatives: stored ids of negative examples (optional).
@@ -251,27 +311,94 @@ class HashClient:
         if old is not None and not replace:
             raise CategoryExistsError(f"name: expected a name not defined yet (or replace=True to redefine it), "
                                       f"received {name!r}, which is defined on {self.collection!r}")
-        given = self.items(ids=ids, images=images, codes=codes, features=features)
-        codes = given.codes
+        codes, example_ids, described = self.items_of("examples", ids=ids, images=images, codes=codes,
+                                                      features=features)
         if labels is None:
             y = [name] * len(codes)
         else:
             y = [str(v) for v in labels]
             if len(y) != len(codes):
                 raise expected("labels", f"{len(codes)} labels, one per example", f"{len(y)}")
+        all_ids = example_ids
         if negatives is not None:
-            neg = self.items(ids=negatives, argument="negatives").codes
+            neg_ids = as_ids(negatives, "negatives")
+            neg = self.items(ids=neg_ids, argument="negatives").codes
             codes, y = np.vstack([codes, neg]), y + [BACKGROUND] * len(neg)
+            all_ids = np.concatenate([example_ids, neg_ids])
         if len(set(y) - {BACKGROUND}) == 1 and BACKGROUND not in y and len(self.background()) == 0:
             raise expected("background", "a collection with codes to draw negatives from (or negatives=)",
                            "an empty collection")
         cat = learn_category(name, codes, y, background=self.background(), n_bits=n_bits, method=method,
-                             library=self.info.encoder, example_ids=[] if given.ids is None else given.ids.tolist(),
-                             example_sources=given.describe(), seed=self.seed, **params)
+                             library=self.info.encoder, example_ids=example_ids[example_ids >= 0].tolist(),
+                             example_sources=described or {"ids": int((example_ids >= 0).sum())}, seed=self.seed,
+                             ids=all_ids, **params)
         self.definitions.save(name, cat.describe(), cat.arrays, old=old)
         self._forget(name)
         self._cache[name], self._verified[name] = cat, time.monotonic()
         return cat
+
+    def refine(self, name: str, *, positive_ids=None, negative_ids=None, positive_images=None,
+               negative_images=None, positive_codes=None, negative_codes=None, positive_features=None,
+               negative_features=None, forget_ids=None) -> Category:
+        """Mark items right (``positive_*``) or wrong (``negative_*``) for category ``name`` and learn it
+        again from its examples and every mark so far; ``forget_ids`` removes marks (by stored id).
+
+        Marks are given by ids (as :meth:`members` prints them), images, library codes or feature
+        vectors, any together. The latest mark of an id wins (an id marked wrong that was marked right
+        is wrong now). Marked negatives never appear in :meth:`members`; marked positives are flagged
+        there as examples (``new_only=True`` leaves them out). The stored definition is replaced
+        atomically (another process sees the old or the new one) and records the round (``describe``:
+        ``rounds``, ``positives``, ``negatives``). Returns the new :class:`Category`.
+        """
+        check_category_name(name)
+        self._forget(name)  # refine the stored definition, not a cached one
+        old_head = self.definitions.describe(name)
+        cat = self.category(name)
+        if len(cat.classes) != 1:
+            raise expected("name", "a category of one class (refine marks its members)",
+                           f"{name!r}, a task of classes {cat.classes}")
+        new_pos, new_pos_ids, _ = self.items_of("positives", required=False, ids=positive_ids,
+                                                images=positive_images, codes=positive_codes,
+                                                features=positive_features)
+        new_neg, new_neg_ids, _ = self.items_of("negatives", required=False, ids=negative_ids,
+                                                images=negative_images, codes=negative_codes,
+                                                features=negative_features)
+        forget = set() if forget_ids is None else set(as_ids(forget_ids, "forget_ids").tolist())
+        if not len(new_pos) and not len(new_neg) and not forget:
+            raise expected("marks", "positives, negatives or ids to forget", "none")
+        pos_codes, neg_codes = cat.anchors(0), cat.negatives()
+        neg_codes = np.zeros((0, pos_codes.shape[1]), np.uint8) if neg_codes is None else neg_codes
+        pos_ids, neg_ids = cat.marked_ids()
+        unknown = forget - set(pos_ids.tolist()) - set(neg_ids.tolist())
+        if unknown:
+            raise expected("forget_ids", f"ids marked on {name!r} (its examples and marks)",
+                           f"{sorted(unknown)[:10]}, not marked")
+        # the latest mark of an id wins; forgotten ids go
+        drop_pos = set(new_neg_ids[new_neg_ids >= 0].tolist()) | set(new_pos_ids[new_pos_ids >= 0].tolist()) | forget
+        drop_neg = set(new_pos_ids[new_pos_ids >= 0].tolist()) | set(new_neg_ids[new_neg_ids >= 0].tolist()) | forget
+        kp = ~np.isin(pos_ids, list(drop_pos)) | (pos_ids < 0)
+        kn = ~np.isin(neg_ids, list(drop_neg)) | (neg_ids < 0)
+        P = np.vstack([pos_codes[kp], new_pos])
+        P_ids = np.concatenate([pos_ids[kp], new_pos_ids])
+        N = np.vstack([neg_codes[kn], new_neg])
+        N_ids = np.concatenate([neg_ids[kn], new_neg_ids])
+        P, P_ids = _unique_marks(P, P_ids)
+        N, N_ids = _unique_marks(N, N_ids)
+        if not len(P):
+            raise expected("forget_ids", f"at least one positive left in {name!r}", "every positive forgotten")
+        rounds = cat.rounds + [{"at": time.time(), "positives": int(len(new_pos)), "negatives": int(len(new_neg)),
+                                "forgot": len(forget)}]
+        params = {k: v for k, v in cat.params.items() if k != "seed"}
+        new = learn_category(name, np.vstack([P, N]), [cat.classes[0]] * len(P) + [BACKGROUND] * len(N),
+                             background=self.background(), n_bits=cat.n_bits, method=cat.method,
+                             library=self.info.encoder, example_ids=cat.example_ids,
+                             example_sources=cat.example_sources, seed=int(cat.params.get("seed", self.seed)),
+                             ids=np.concatenate([P_ids, N_ids]), rounds=rounds, **params)
+        new.created = cat.created
+        self.definitions.save(name, new.describe(), new.arrays, old=old_head)
+        self._forget(name)
+        self._cache[name], self._verified[name] = new, time.monotonic()
+        return new
 
     def categories(self) -> list[str]:
         return self.definitions.list()
@@ -428,18 +555,25 @@ class HashClient:
                                  encoder=cat.encoder_spec())
 
     def members(self, name: str, *, k: int = 100, label=None, min_probability: float = 0.0,
-                candidates: int | None = None, exhaustive: bool = False) -> "Members":
+                candidates: int | None = None, exhaustive: bool = False, new_only: bool = False) -> "Members":
         """The store's items ranked by membership of the category (of class ``label`` of a task), best first.
 
         The score is the category's membership score (:mod:`.membership`: log-odds of the library
-        bits plus nearness to a positive), turned into a calibrated probability. By default it is computed for the ``candidates`` nearest items
-        (full library Hamming distance) of each positive (default ``3 k``, at least 100), found by
-        one Milvus search with the positives as queries (:meth:`HashStore.neighbours`: the codes come
-        with the hits on a server, read by id after it on Milvus Lite): memory is bounded by
-        ``positives x candidates`` codes whatever the collection's size. (Measured on 60,000
-        Fashion-MNIST codes, 5 positives, k = 100: 300 candidates a positive find the exhaustive
-        ranking's whole top 100, 100 find 93% of it.) ``exhaustive=True`` scores every item, streamed
-        in batches (bounded memory too, but it reads the whole collection: for evaluation).
+        bits plus nearness to a positive; once members are marked wrong by :meth:`refine`, also
+        distance from the marked negatives and per-bit weights fitted to the marks), turned into a
+        calibrated probability. By default it is computed for the ``candidates`` nearest items
+        (full library Hamming distance) of each positive (default ``3 k``, at least 100, plus the
+        marks), found by one Milvus search with the positives as queries
+        (:meth:`HashStore.neighbours`: the codes come with the hits on a server, read by id after it
+        on Milvus Lite): memory is bounded by ``positives x candidates`` codes whatever the
+        collection's size. (Measured on 60,000 Fashion-MNIST codes, 5 positives, k = 100: 300
+        candidates a positive find the exhaustive ranking's whole top 100, 100 find 93% of it.)
+        ``exhaustive=True`` scores every item, streamed in batches (bounded memory too, but it reads
+        the whole collection: for evaluation).
+
+        Items marked wrong never appear. The examples and the items marked right (by id, or stored
+        items whose code equals an example's: the same picture) are flagged (``Members.examples``,
+        ``"example"`` in ``rows()``); ``new_only=True`` leaves them out.
 
         Returns :class:`Members` (at most ``k``, with probability ``>= min_probability``), ties by id.
         """
@@ -448,24 +582,44 @@ class HashClient:
         k = _positive_int(k, "k")
         if not isinstance(min_probability, (int, float)) or not 0.0 <= float(min_probability) <= 1.0:
             raise expected("min_probability", "a number from 0 to 1", repr(min_probability))
-        best, pool = _TopScores(k), 0
+        pos_ids, neg_ids = cat.marked_ids()
+        anchors = cat.anchors(c)
+        known_pos = pos_ids[(cat.arrays["anchor_classes"] == c) & (pos_ids >= 0)] if len(pos_ids) else pos_ids
+        known_neg = neg_ids[neg_ids >= 0]
+        negatives = cat.negatives()
+        n_marked = int(len(known_neg) + (len(anchors) if new_only else 0))
+
+        def masks(rec: Records) -> tuple[np.ndarray, np.ndarray]:
+            example = np.isin(rec.ids, known_pos) | _code_in(rec.codes, anchors)
+            drop = np.isin(rec.ids, known_neg) | _code_in(rec.codes, negatives)
+            if new_only:
+                drop |= example
+            return ~drop, example
+
+        from .membership import DIFFUSION_POOL
+
+        # the best DIFFUSION_POOL items by membership score are re-ordered by propagation from the
+        # marks (Category.ranking_scores): kept with their codes, then re-ranked, then cut to k
+        best, pool = _TopScores(max(k, DIFFUSION_POOL)), 0
         if exhaustive:
             for rec in self.store.iter_records(self.collection):
-                best.add(rec, cat.member_scores(rec.codes, c))
+                best.add(rec, cat.member_scores(rec.codes, c), *masks(rec))
                 pool += len(rec.ids)
         else:
-            candidates = min(max(3 * k, 100), MAX_TOPK) if candidates is None else \
+            candidates = min(max(3 * k, 100) + n_marked, MAX_TOPK) if candidates is None else \
                 _positive_int(candidates, "candidates", MAX_TOPK)
-            rec = self.store.neighbours(self.collection, codes=cat.anchors(c), k=candidates)
-            best.add(rec, cat.member_scores(rec.codes, c))
+            rec = self.store.neighbours(self.collection, codes=anchors, k=candidates)
+            best.add(rec, cat.member_scores(rec.codes, c), *masks(rec))
             pool = len(rec)
-        ids, sc, sources, labels = best.result()
+        if len(best.ids) > 1:
+            best.reorder(cat.ranking_scores(best.codes, c))
+        ids, sc, sources, labels, flags = best.result(k)
         from .membership import class_calibration, probabilities
 
         prob = probabilities(class_calibration(cat.arrays, c), sc)
         keep = prob >= float(min_probability)
         return Members(ids[keep], sc[keep], prob[keep], [s for s, t in zip(sources, keep) if t],
-                       [v for v, t in zip(labels, keep) if t], candidates=pool)
+                       [v for v, t in zip(labels, keep) if t], candidates=pool, examples=flags[keep])
 
     def score(self, name: str, *, ids=None, images=None, codes=None, features=None, label=None) -> np.ndarray:
         """Calibrated membership probabilities ``float64 (n,)`` for ``label`` of the items given by
@@ -476,14 +630,28 @@ class HashClient:
         return cat.probabilities(qlib)[:, c]
 
     def similar(self, *, ids=None, images=None, codes=None, features=None, k: int = 10,
-                output_fields=("source", "label"), ties: str = "any") -> SearchResult:
+                output_fields=("source", "label"), ties: str = "any", merge: str | None = None) -> SearchResult:
         """A plain similarity search: the ``k`` items nearest to each query by full library-code
-        Hamming distance (no category), queries by exactly one of ``ids``, ``images``, ``codes``,
-        ``features``. Rows sorted by (distance, id), as :meth:`HashStore.search` (``ties="id"``: the
-        smallest ids among those tied at the k-th distance, exactly as numpy)."""
-        qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
-        return self.store.search(self.collection, codes=qlib, k=k, ties=ties, output_fields=list(output_fields),
-                                 encoder=self.info.encoder)
+        Hamming distance (no category). Queries by ``ids``, ``images``, ``codes``, ``features`` (one
+        kind, or several together with ``merge``). Rows sorted by (distance, id), as
+        :meth:`HashStore.search` (``ties="id"``: the smallest ids among those tied at the k-th
+        distance, exactly as numpy).
+
+        ``merge="min"``: all the queries as one ranking, the plain search from several pictures to
+        compare a category with: each item at its smallest distance to any query, the ``k`` nearest
+        (a :class:`SearchResult` of one row; ``fields[0]`` their fields)."""
+        if merge not in (None, "min"):
+            raise expected("merge", "None or 'min'", repr(merge))
+        if merge is None:
+            qlib = self.items(ids=ids, images=images, codes=codes, features=features, argument="query").codes
+        else:
+            qlib = self.items_of("query", ids=ids, images=images, codes=codes, features=features)[0]
+        res = self.store.search(self.collection, codes=qlib, k=k, ties=ties, output_fields=list(output_fields),
+                                encoder=self.info.encoder)
+        if merge is None:
+            return res
+        m_ids, m_dist, m_fields = res.merged()
+        return SearchResult(m_ids[None, :k], m_dist[None, :k], None if m_fields is None else [m_fields[:k]])
 
 
 __all__ = ["DEFAULT_CANDIDATES", "HashClient", "Items", "Materialization", "Members"]

@@ -119,7 +119,7 @@ class SingleCategory:
         if self.store is not None:
             out[UGH] = ranked_scores(self._milvus_ranking(pos_rows), relevant)
         else:
-            out[UGH] = ranking_scores(cat.member_scores(self.Ldb, 0), relevant)
+            out[UGH] = ranking_scores(cat.ranking_scores(self.Ldb, 0), relevant)
         out["cosine to the mean feature"] = ranking_scores(self.Xdb @ self.Xq[pos_rows].mean(0), relevant)
         D = hamming_distances(Lp, self.Ldb)
         out["nearest positive (library Hamming)"] = ranking_scores(-D.min(0).astype(np.float32), relevant)
