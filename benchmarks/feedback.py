@@ -69,7 +69,8 @@ def main(argv=None) -> int:
         m, mq = np.isin(ydb, keep), np.isin(yq, keep)
         Xdb, ydb, Xq, yq = Xdb[m], ydb[m], Xq[mq], yq[mq]
     tag = f"{args.features}{'_c' + args.classes.replace(',', '') if args.classes else ''}"
-    lib, secs = cached_library(f"feedback_{tag}_{len(Xdb)}", Xdb, n_rounds=args.rounds, seed=args.seed)
+    lib, secs = cached_library(f"feedback_{tag}_{len(Xdb)}", Xdb, n_rounds=args.rounds, seed=args.seed,
+                               n_subset=min(20_000, len(Xdb)))
     if secs is not None:
         print(f"hyper-trained {lib.n_bits_:,} bits on the database (no labels) in {secs:.0f} s", flush=True)
     t0 = time.perf_counter()

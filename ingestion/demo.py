@@ -78,8 +78,10 @@ def write_sample(folder: Path, dataset: str, per_class: int = 300) -> tuple[Path
 
 def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", dataset: str = "auto",
              collection: str = "demo", rounds: int = 40, k: int = 10, n_queries: int = 5, seed: int = 0,
-             backbone: str = DEFAULT_BACKBONE, progress: bool = False, log=print) -> DemoReport:
-    """Run the demo (see the module doc); ``log`` receives one line per step."""
+             backbone: str = DEFAULT_BACKBONE, progress: bool = False, extract_progress: bool = False,
+             log=print) -> DemoReport:
+    """Run the demo (see the module doc); ``log`` receives one line per step; ``extract_progress``:
+    a progress bar (on stderr) during feature extraction only, the one long step."""
     if dataset == "auto":
         dataset = "fashion-mnist" if fashion_mnist_available() else "digits"
     if dataset not in ("digits", "fashion-mnist"):
@@ -97,7 +99,7 @@ def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", data
     else:
         backbone = get_backbone(backbone_name, "DEFAULT")
     feats = workdir / f"features-{dataset}-{backbone_name}"
-    rep = extract(source, backbone=backbone, out=feats, workers=0, progress=progress)
+    rep = extract(source, backbone=backbone, out=feats, workers=0, progress=progress or extract_progress)
     _, X, _, _, _ = read_features(feats)
     log(f"2. features: {X.shape[0]:,} x {X.shape[1]} ({backbone.name}) in {feats}/ ({rep.written:,} new)")
 
@@ -145,32 +147,59 @@ def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", data
     return out
 
 
-def five_pictures(client, items, *, label: str, k: int = 10, n_examples: int = 5, seed: int = 0) -> dict:
-    """"Here are 5 pictures of what I mean: find all of them": a category defined from ``n_examples``
-    images of ``label``, its top members beside a plain search from the same images (each picture's
-    nearest neighbours, merged by smallest distance); the examples themselves are left out of both.
-    Returns the members shown and precision at ``k`` and at 100 of both."""
+def five_pictures(client, items, *, label: str, k: int = 10, n_examples: int = 5, seed: int = 0,
+                  marks: int = 20) -> dict:
+    """"Here are 5 pictures of what I mean: find all of them", and one round of the loop.
+
+    A category defined from ``n_examples`` images of ``label``; its members beside a plain search
+    from the same pictures (merged: each item at its smallest distance to any of them); then a
+    simulated user marks the top ``marks`` members right or wrong (by the folder's labels), the
+    category is refined with the marks, and both are asked again: the members, and the plain search
+    from the pictures plus the members marked right. Only what the user has not seen counts (the
+    pictures and the marked items are left out of every list). Returns the members shown, and
+    precision at ``k`` and at 100 of the four lists."""
     rng = np.random.default_rng(seed + 1)
     pool = [it for it in items if it.label == label]
     examples = [pool[i] for i in np.sort(rng.choice(len(pool), min(n_examples, len(pool)), replace=False))]
-    skip = {it.id for it in examples}
+    label_of = {it.id: it.label for it in items}
     name = f"demo-{label}"
-    client.define(name, images=[it.ref for it in examples], replace=True)
-    top = client.members(name, k=100 + len(skip))
-    kept = [j for j, i in enumerate(top.ids.tolist()) if i not in skip][:100]
-    member_labels = [top.labels[j] for j in kept]
-    plain = client.similar(images=[it.ref for it in examples], k=100 + len(skip))
-    plain_labels = [f["label"] for f in plain.merged(exclude=skip)[2]][:100]
+    refs = [it.ref for it in examples]
+    client.define(name, images=refs, replace=True)
+    seen = {it.id for it in examples}
 
-    def precision(labels, n):
-        return float(np.mean([v == label for v in labels[:n]])) if labels else 0.0
+    def precision(ids, n):
+        ids = [i for i in ids if i not in seen][:n]
+        return float(np.mean([label_of.get(int(i)) == label for i in ids])) if ids else 0.0
 
-    return {"label": label, "name": name, "examples": [it.key for it in examples],
-            "members": [{"id": int(top.ids[j]), "label": top.labels[j], "source": top.sources[j],
-                         "probability": float(top.probabilities[j])} for j in kept[:k]],
-            "k": k, "class_size": len(pool),
-            "precision_at_k": precision(member_labels, k), "precision_at_100": precision(member_labels, 100),
-            "plain_precision_at_k": precision(plain_labels, k), "plain_precision_at_100": precision(plain_labels, 100)}
+    def plain_ids(extra_ids=()):
+        if extra_ids:
+            res = client.similar(images=refs, ids=list(extra_ids), k=100 + len(seen), merge="min")
+        else:
+            res = client.similar(images=refs, k=100 + len(seen), merge="min")
+        return [int(i) for i in res.ids[0] if i >= 0]
+
+    before = client.members(name, k=100 + len(seen), new_only=True)
+    plain_before = plain_ids()
+    out = {"label": label, "name": name, "examples": [it.key for it in examples], "k": k, "class_size": len(pool),
+           "members": [{"id": int(i), "label": lab, "source": src, "probability": float(p)}
+                       for i, lab, src, p in zip(before.ids[:k], before.labels, before.sources, before.probabilities)],
+           "precision_at_k": precision(before.ids, k), "precision_at_100": precision(before.ids, 100),
+           "plain_precision_at_k": precision(plain_before, k), "plain_precision_at_100": precision(plain_before, 100)}
+    shown = [int(i) for i in before.ids if int(i) not in seen][:marks]
+    right = [i for i in shown if label_of.get(i) == label]
+    wrong = [i for i in shown if label_of.get(i) != label]
+    client.refine(name, positive_ids=right or None, negative_ids=wrong or None)
+    seen |= set(shown)
+    after = client.members(name, k=100 + len(seen), new_only=True)
+    plain_after = plain_ids(right)
+    out.update({"marked_right": len(right), "marked_wrong": len(wrong), "marked": shown,
+                "members_after": [{"id": int(i), "label": lab, "source": src, "probability": float(p)}
+                                  for i, lab, src, p in zip(after.ids[:k], after.labels, after.sources,
+                                                            after.probabilities)],
+                "after_precision_at_k": precision(after.ids, k), "after_precision_at_100": precision(after.ids, 100),
+                "plain_after_precision_at_k": precision(plain_after, k),
+                "plain_after_precision_at_100": precision(plain_after, 100)})
+    return out
 
 
 def every_class(client, items, *, k: int = 10, n_examples: int = 5, seed: int = 0, keep: str | None = None) -> dict:
@@ -184,6 +213,7 @@ def every_class(client, items, *, k: int = 10, n_examples: int = 5, seed: int = 
         if label != keep:
             client.drop(r["name"])
         rows.append({key: r[key] for key in ("label", "precision_at_k", "precision_at_100", "plain_precision_at_k",
-                                             "plain_precision_at_100")})
+                                             "plain_precision_at_100", "after_precision_at_k", "after_precision_at_100",
+                                             "plain_after_precision_at_k", "plain_after_precision_at_100")})
     means = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "label"} if rows else {}
     return {"classes": rows, "mean": means, "k": k}

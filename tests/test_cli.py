@@ -41,7 +41,15 @@ def test_demo_on_real_images_through_embedded_lite_and_rerun_is_idempotent(tmp_p
     every = report["every_class"]  # the same for each of the 10 digits, and the means
     assert [r["label"] for r in every["classes"]] == [str(d) for d in range(10)]
     assert every["mean"]["precision_at_k"] >= 0.8 and every["mean"]["precision_at_100"] >= 0.6
-    assert "7. the same for every class" in first.output and "mean" in first.output
+    assert "8. the same for every class" in first.output and "mean" in first.output
+    # one round of the loop: the top 20 marked by a simulated user, the category refined, asked again
+    assert "7. one round of marks" in first.output and "the refined category" in first.output
+    assert cat["marked_right"] + cat["marked_wrong"] == 20 == len(cat["marked"])
+    after = {m["id"] for m in cat["members_after"]}
+    assert len(after) == 10 and not after & set(cat["marked"]) and not {m["source"] for m in cat["members_after"]} & \
+        set(cat["examples"])
+    assert every["mean"]["after_precision_at_k"] >= 0.8 and 0 <= every["mean"]["plain_after_precision_at_100"] <= 1
+    assert ("wins" in first.output or "ties" in first.output or "LOSES" in first.output)
     assert cat["precision_at_k"] == np.mean([m["label"] == cat["label"] for m in cat["members"]])
     info = json.loads(runner.invoke(cli, ["info", "--uri", db, "--json"]).output)
     assert info["collections"] == [{

@@ -47,6 +47,20 @@ def cli():
     """
 
 
+def _versus(name_a: str, name_b: str, a_k: float, a_100: float, b_k: float, b_100: float, k: int) -> str:
+    return (f"   precision of {name_a}: {a_k:.2f} at {k}, {a_100:.2f} at 100; {name_b}: {b_k:.2f} at {k}, "
+            f"{b_100:.2f} at 100 ({_verdict(a_100, b_100, 'at 100')})")
+
+
+def _verdict(a: float, b: float, when: str) -> str:
+    """Say honestly how the category fared against the plain search."""
+    if a > b + 0.005:
+        return f"the category wins {when} ({a:.2f} vs {b:.2f})"
+    if a < b - 0.005:
+        return f"the category LOSES to a plain search {when} ({a:.2f} vs {b:.2f})"
+    return f"the category ties with a plain search {when} ({a:.2f})"
+
+
 @cli.command()
 @milvus_options
 @click.option("--dataset", type=click.Choice(["auto", "fashion-mnist", "digits"]), default="auto", show_default=True,
@@ -83,7 +97,7 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbo
     from ..demo import run_demo
 
     report = run_demo(store, workdir=workdir, dataset=dataset, collection=collection, rounds=rounds, k=k,
-                      n_queries=n_queries, seed=seed, backbone=backbone, progress=False,
+                      n_queries=n_queries, seed=seed, backbone=backbone, progress=False, extract_progress=not as_json,
                       log=(lambda *_: None) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(report.__dict__, indent=2))
@@ -99,17 +113,31 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbo
                    f"{', '.join(c['examples'])}; its top-{k} members (the 5 pictures left out):")
         for m in c["members"]:
             click.echo(f"  {m['probability']:.3f}  {m['label']:>10s}  {m['source']}")
-        click.echo(f"precision of the category's members: {c['precision_at_k']:.2f} at {k}, "
-                   f"{c['precision_at_100']:.2f} at 100; a plain search from the same 5 pictures: "
-                   f"{c['plain_precision_at_k']:.2f} at {k}, {c['plain_precision_at_100']:.2f} at 100 "
-                   f"({c['class_size']} pictures of a {c['label']} stored)")
+        click.echo(_versus("the category's members", "a plain search from the same 5 pictures",
+                           c["precision_at_k"], c["precision_at_100"], c["plain_precision_at_k"],
+                           c["plain_precision_at_100"], k))
+        click.echo(f"7. one round of marks: a simulated user marks the top 20 members ({c['marked_right']} right, "
+                   f"{c['marked_wrong']} wrong) and the category is refined (`milvus-hash category refine`); "
+                   f"its next top-{k}, only pictures not seen yet:")
+        for m in c["members_after"]:
+            click.echo(f"  {m['probability']:.3f}  {m['label']:>10s}  {m['source']}")
+        click.echo(_versus("the refined category", f"a plain search from the 5 pictures and the {c['marked_right']} "
+                           "marked right", c["after_precision_at_k"], c["after_precision_at_100"],
+                           c["plain_after_precision_at_k"], c["plain_after_precision_at_100"], k))
         e = report.every_class
-        click.echo(f"7. the same for every class (5 pictures each, one draw), precision at {k} / at 100:")
+        click.echo(f"8. the same for every class (5 pictures each, one draw), precision at {k} / at 100, "
+                   "before and after one round of 20 marks:")
         at_k = f"P@{k}"
-        click.echo(f"  {'class':>12s}  {'members ' + at_k:>12s} {'P@100':>6s}  {'plain ' + at_k:>12s} {'P@100':>6s}")
+        click.echo(f"  {'class':>12s}  {'members ' + at_k:>12s} {'P@100':>6s}  {'plain ' + at_k:>10s} {'P@100':>6s}"
+                   f"  | {'refined ' + at_k:>12s} {'P@100':>6s}  {'plain ' + at_k:>10s} {'P@100':>6s}")
         for r in [*e["classes"], {"label": "mean", **e["mean"]}]:
             click.echo(f"  {r['label']:>12s}  {r['precision_at_k']:12.2f} {r['precision_at_100']:6.2f}  "
-                       f"{r['plain_precision_at_k']:12.2f} {r['plain_precision_at_100']:6.2f}")
+                       f"{r['plain_precision_at_k']:10.2f} {r['plain_precision_at_100']:6.2f}  | "
+                       f"{r['after_precision_at_k']:12.2f} {r['after_precision_at_100']:6.2f}  "
+                       f"{r['plain_after_precision_at_k']:10.2f} {r['plain_after_precision_at_100']:6.2f}")
+        m = e["mean"]
+        click.echo(_verdict(m["precision_at_100"], m["plain_precision_at_100"], "before marks") + "; "
+                   + _verdict(m["after_precision_at_100"], m["plain_after_precision_at_100"], "after one round"))
         click.echo(f"try: milvus-hash category members {c['name']} --collection {report.collection} --uri {store.uri}")
     if not report.matches_numpy:
         raise HashCliError("Milvus results differ from the exact numpy search", EXIT_ERROR)

@@ -113,7 +113,29 @@ class FeedbackProtocol:
         rest[m.neg] = False  # members never shows a marked negative
         out = np.full(len(self.Ldb), -np.inf, np.float32)
         out[rest] = cat.ranking_scores(self.Ldb[rest], 0)
+        self._last_category = cat
         return out
+
+    def calibration(self, scores: np.ndarray, relevant: np.ndarray, marks: Marks) -> dict:
+        """How readable the UGH ranking's probabilities are, over the items a user has not marked:
+        the expected calibration error (10 equal-width bins), the precision of the items shown with
+        probability >= 0.5 (and how many), the top 10's mean probability, precision and number of
+        distinct values."""
+        from ..categories.membership import class_calibration, probabilities
+
+        cat = self._last_category
+        unmarked = np.ones(len(scores), bool)
+        unmarked[marks.pos + marks.neg] = False
+        p = probabilities(class_calibration(cat.arrays, 0), scores[unmarked])
+        r = relevant[unmarked].astype(np.float64)
+        bins = np.minimum((p * 10).astype(int), 9)
+        ece = sum(abs(p[bins == b].mean() - r[bins == b].mean()) * (bins == b).mean() for b in range(10)
+                  if (bins == b).any())
+        sure = p >= 0.5
+        top = np.argsort(-scores[unmarked], kind="stable")[:10]
+        return {"ece": float(ece), "precision_0.5": float(r[sure].mean()) if sure.any() else float("nan"),
+                "n_0.5": int(sure.sum()), "top10_probability": float(p[top].mean()), "top10_precision": float(r[top].mean()),
+                "top10_distinct": int(len(np.unique(np.round(p[top], 4)))), "top10_min": float(p[top].min())}
 
     def plain_codes(self, m: Marks) -> np.ndarray:
         return -hamming_distances(self._pos_codes(m), self.Ldb).min(0).astype(np.float32)
@@ -160,6 +182,8 @@ class FeedbackProtocol:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
             order = final_order(scores, marks)
             out.append(_scores_of(order, relevant))
+            if name == UGH:
+                out[-1]["calibration"] = self.calibration(scores, relevant, marks)
             if r == self.rounds:
                 break
             seen = marks.seen
@@ -185,6 +209,11 @@ class FeedbackProtocol:
                     for name, fn in chosen.items():
                         runs[name].append(self.loop(fn, c, rows, name))
             res["by_shots"][n] = {name: _summarise(r) for name, r in runs.items()}
+            if UGH in runs:
+                res.setdefault("calibration", {})[n] = [
+                    {key: float(np.nanmean([lp[r]["calibration"][key] for lp in runs[UGH]]))
+                     for key in runs[UGH][0][0]["calibration"]} for r in range(self.rounds + 1)]
+                log(format_calibration(res["calibration"][n]))
             log(format_feedback(f"n = {n} positives, {len(classes)} classes x {draws} draws",
                                 res["by_shots"][n]))
         res["seconds"] = dict(self.seconds)
@@ -208,6 +237,16 @@ def format_feedback(title: str, rows: dict) -> str:
     lines = [f"\n{title}: mAP (± std) after each round", f"  {'method':38s}{head}"]
     for name, per in sorted(rows.items(), key=lambda kv: -kv[1][-1]["map"]):
         lines.append(f"  {name:38s}" + "".join(f"{r['map']:8.3f} ± {r['map_std']:.3f}" for r in per))
+    return "\n".join(lines)
+
+
+def format_calibration(rows: list[dict]) -> str:
+    """One line a round of the UGH ranking's calibration (means over classes and draws)."""
+    lines = ["  UGH probabilities: ECE, precision of p >= 0.5 (items), top 10 mean p / precision / min p / distinct"]
+    for r, c in enumerate(rows):
+        lines.append(f"    round {r}: ECE {c['ece']:.3f}, {c['precision_0.5']:.3f} ({c['n_0.5']:.0f}), "
+                     f"{c['top10_probability']:.2f} / {c['top10_precision']:.2f} / {c['top10_min']:.2f} / "
+                     f"{c['top10_distinct']:.1f}")
     return "\n".join(lines)
 
 
