@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from .options import EXIT_ERROR, HashCliError, milvus_options
+from .options import EXIT_ERROR, HashCliError, folder_images, milvus_options
 
 
 def client_options(fn):
@@ -22,16 +22,6 @@ def client_options(fn):
         return fn(*args, client=HashClient(collection=collection, library=library, store=store), **kwargs)
 
     return milvus_options(wrapper, existing=True)
-
-
-def _folder_images(folder: str, flag: str):
-    from ..sources import FolderSource
-
-    items = FolderSource(folder).items()
-    if not items:
-        raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
-                                 param_hint=flag)
-    return items
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -86,7 +76,7 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
         examples["ids"] = _ints(ids, "--ids")
         label_list = None if labels is None else [v.strip() for v in labels.split(",")]
     if folder is not None:
-        items = _folder_images(folder, "--examples")
+        items = folder_images(folder, "--examples")
         examples["images"] = [it.ref for it in items]
         if items[0].label is not None:
             if ids is not None:
@@ -285,9 +275,9 @@ def refine(name, client, positives, negatives, folder, neg_folder, forget, as_js
     kwargs = {"positive_ids": list(positives) or None, "negative_ids": list(negatives) or None,
               "forget_ids": list(forget) or None}
     if folder is not None:
-        kwargs["positive_images"] = [it.ref for it in _folder_images(folder, "--examples")]
+        kwargs["positive_images"] = [it.ref for it in folder_images(folder, "--examples")]
     if neg_folder is not None:
-        kwargs["negative_images"] = [it.ref for it in _folder_images(neg_folder, "--negative-examples")]
+        kwargs["negative_images"] = [it.ref for it in folder_images(neg_folder, "--negative-examples")]
     cat = client.refine(name, **kwargs)
     info = cat.describe()
     if as_json:

@@ -9,7 +9,8 @@ import click
 import numpy as np
 
 from .features import _print_failures, _source_option, open_cli_source
-from .options import EXIT_ERROR, HashCliError, backbone_options, check_output_file, make_backbone, milvus_options
+from .options import (EXIT_ERROR, HashCliError, backbone_options, check_output_file, folder_images, make_backbone,
+                      milvus_options)
 
 
 def _load_encoder(path: str, device: str = "auto"):
@@ -225,13 +226,7 @@ def search(collection, images, images_dir, item_ids, code, encoder_path, k, filt
     """
     paths = list(images)
     if images_dir is not None:
-        from ..sources import FolderSource
-
-        found = [it.ref for it in FolderSource(images_dir).items()]
-        if not found:
-            raise click.BadParameter(f"expected a folder with images, received {images_dir!r}, which has none",
-                                     param_hint="--images")
-        paths += found
+        paths += [it.ref for it in folder_images(images_dir, "--images")]
     given = [name for name, v in (("--image/--images", paths), ("--id", item_ids), ("--code", code)) if v]
     if len(given) != 1:
         raise click.UsageError(f"give one of --image (or --images), --id, --code (received {', '.join(given) or 'none'})")

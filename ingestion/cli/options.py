@@ -74,6 +74,17 @@ def _check_lite_file_exists(uri: str) -> None:
                            EXIT_ERROR)
 
 
+def folder_images(folder: str, option: str):
+    """The image items of ``folder`` (a FolderSource), or a usage error naming ``option`` when it has none."""
+    from ..sources import FolderSource
+
+    items = FolderSource(folder).items()
+    if not items:
+        raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
+                                 param_hint=option)
+    return items
+
+
 def check_output_file(path, option: str) -> None:
     """Before any work: ``path`` can be written (its folder exists and is writable; it is not a
     folder), else a usage error that names ``option``."""
