@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--classes", default=None, help="comma-separated labels: the database and queries hold only them")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--validate", action="store_true", help="positives from held-out training images")
+    p.add_argument("--ugh-only", action="store_true", help="run only the UGH category (its calibration; no ratios)")
     args = p.parse_args(argv)
     Xdb, ydb, Xq, yq = load(args.features, args.validate)
     if args.classes:
@@ -80,7 +81,11 @@ def main(argv=None) -> int:
           f"{lib.n_bits_:,}-bit library; {args.feedback_rounds} rounds of {args.per_round} marks", flush=True)
     proto = FeedbackProtocol(Xdb, ydb, Xq, yq, library_codes=(Ldb, Lq), library_spec=lib.encoder_spec(),
                              seed=args.seed, rounds=args.feedback_rounds, per_round=args.per_round)
-    res = proto.protocol(shots=args.shots, draws=args.draws, log=lambda m: print(m, flush=True))
+    methods = [UGH] if args.ugh_only else None
+    res = proto.protocol(shots=args.shots, draws=args.draws, methods=methods, log=lambda m: print(m, flush=True))
+    if args.ugh_only:
+        print(f"\n{time.perf_counter() - t0:.0f} s (no baselines run: no ratio)")
+        return 0
     print("\nUGH category against the best baseline (mAP), round by round:")
     for n, rows in res["by_shots"].items():
         parts = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,7 +29,7 @@ from milvus_hash.features import Backbone, backbone_record
 from milvus_hash.store.bulk_stage import open_stage
 
 from .features_folder import FeaturesWriter, stored_ids
-from .sources import Item, content_id, select_shard
+from .sources import Item, _text, content_id, select_shard
 
 
 @dataclass
@@ -219,8 +220,8 @@ class _Writer:
 
 def _triage(source, store, collection: str, items: list[Item], *, resume: bool, ids: str,
             report: Report) -> tuple[list[Item], dict[int, dict], set[int]]:
-    """The items to encode, the metadata each row gets (the item's, its ``content_sha256`` and
-    ``origin``) and the ids among them that replace a stored row; counts the unchanged, duplicates, conflicts and unreadable files in ``report``.
+    """The items to encode, the metadata each row gets (the item's, its ``content_sha256``,
+    ``origin`` and the source's ``root`` folder) and the ids among them that replace a stored row; counts the unchanged, duplicates, conflicts and unreadable files in ``report``.
     Files are read (hashed) but not decoded: no CNN work for what is not written."""
     if ids not in ("path", "content"):
         raise expected("ids", "'path' or 'content'", repr(ids))
@@ -253,10 +254,12 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
         rec = store.get(collection, ids=np.array([it.id for it in hashed[s:s + 4096]], np.int64), with_codes=False)
         stored.update(zip(rec.ids.tolist(), rec.metadata))
     todo, meta, replacing = [], {}, set()
+    # the folder the source was read from: the web page serves pictures from inside it only
+    root = {"root": _text(str(Path(source.root).absolute()))} if getattr(source, "root", None) is not None else {}
     for it in hashed:
         origin = source.origin(it)
         old = stored.get(it.id)
-        row = {**it.metadata, "content_sha256": digests[it.id], "origin": origin}
+        row = {**it.metadata, "content_sha256": digests[it.id], "origin": origin, **root}
         if old is not None:
             if old.get("content_sha256") == digests[it.id]:
                 report.unchanged += 1

@@ -351,7 +351,7 @@ def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp
               "--uri", db)
     assert res.exit_code == 1 and "was written by" in res.output
     res = run("search", "--collection", "c", "--uri", db)
-    assert res.exit_code == 2 and "exactly one of --image, --id, --code" in res.output
+    assert res.exit_code == 2 and "give one of --image (or --images), --id, --code (received none)" in res.output
     res = run("search", "--collection", "c", "--image", digits_folder / "3" / "corrupt.png", "--encoder", library,
               "--uri", db)
     assert res.exit_code == 2 and "readable image" in res.output

@@ -219,7 +219,9 @@ def search(name, client, item_id, image, k, mode, candidates, ties, as_json):
 @click.option("--new-only", is_flag=True, help="Leave out the examples and the members marked right.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per member, in rank order (\"example\": true for examples and marked members).")
-def members(name, client, k, label, min_probability, candidates, exhaustive, new_only, as_json):
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the members as a contact sheet (one HTML file, thumbnails inline).")
+def members(name, client, k, label, min_probability, candidates, exhaustive, new_only, as_json, html_out):
     """The collection's items ranked by membership of category NAME, best first, each with a
     calibrated probability.
 
@@ -229,9 +231,17 @@ def members(name, client, k, label, min_probability, candidates, exhaustive, new
       milvus-hash category members threes --collection digits --min-probability 0.9 --json
       milvus-hash category members fashion --collection photos --label shoes --all -k 1000
       milvus-hash category members threes --collection digits --new-only -k 20
+      milvus-hash category members shoes --collection photos -k 100 --html shoes.html
     """
     got = client.members(name, k=k, label=label, min_probability=min_probability, candidates=candidates,
                          exhaustive=exhaustive, new_only=new_only)
+    if html_out is not None:
+        from ..web.sheet import write_contact_sheet
+
+        path = write_contact_sheet(html_out, store=client.store, collection=client.collection, rows=got.rows(),
+                                   title=f"{len(got)} members of {name} in {client.collection}"
+                                         f"{' (new only)' if new_only else ''}")
+        click.echo(f"wrote {path}", err=True)
     if as_json:
         for row in got.rows():
             click.echo(json.dumps(row))

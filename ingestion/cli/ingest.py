@@ -211,8 +211,10 @@ def _parse_code(text: str, n_bits: int) -> np.ndarray:
 @milvus_options(existing=True)
 @backbone_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the hits as a contact sheet (one HTML file, thumbnails inline).")
 def search(collection, images, images_dir, item_ids, code, encoder_path, k, filter_expr, ties, store, backbone,
-           weights, device, ten_crop, size, batch_size, workers, as_json):
+           weights, device, ten_crop, size, batch_size, workers, as_json, html_out):
     """Hamming search: the k codes nearest to an image, a stored id or a code. Several
     pictures (--image repeated, --images DIR, --id repeated) are one ranking: each item at its
     smallest distance to any of them (the plain search to compare a category with).
@@ -223,6 +225,7 @@ def search(collection, images, images_dir, item_ids, code, encoder_path, k, filt
       milvus-hash search --collection photos --images five-shoes/ --encoder lib.npz -k 50
       milvus-hash search --collection photos --id 123456789 --id 987654321 -k 20 --json
       milvus-hash search --collection photos --code 0f3a... --filter 'label == "cat"'
+      milvus-hash search --collection photos --id 123456789 -k 100 --html hits.html
     """
     paths = list(images)
     if images_dir is not None:
@@ -272,6 +275,14 @@ def search(collection, images, images_dir, item_ids, code, encoder_path, k, filt
         query_given = {"id": item_ids[0]} if len(item_ids) == 1 else {"ids": list(item_ids)}
     else:
         query_given = {"code": code}
+    if html_out is not None:
+        from ..web.sheet import write_contact_sheet
+
+        title = f"{len(hits)} nearest in {collection} to " + (
+            f"{len(paths)} picture(s)" if paths else f"{len(item_ids)} stored picture(s)" if item_ids else "a code")
+        rows = [{**h, "rank": r} for r, h in enumerate(hits, 1)]
+        click.echo(f"wrote {write_contact_sheet(html_out, store=store, collection=collection, title=title, rows=rows, queries=list(item_ids))}",
+                   err=True)
     if as_json:
         click.echo(json.dumps({"collection": collection, "query": query_given, "hits": hits}, indent=2))
         return

@@ -183,9 +183,10 @@ from .category import category  # noqa: E402
 from .eval import eval_command  # noqa: E402
 from .features import features, hypertrain  # noqa: E402
 from .ingest import ingest, search  # noqa: E402
+from .serve import serve  # noqa: E402
 from .uth import train_uth  # noqa: E402
 
-for _command in (features, hypertrain, train_uth, ingest, search, category, eval_command):
+for _command in (features, hypertrain, train_uth, ingest, search, category, eval_command, serve):
     cli.add_command(_command)
 
 

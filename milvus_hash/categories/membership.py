@@ -359,7 +359,12 @@ def calibration_curve(s_bg: np.ndarray, s_pos: np.ndarray, platt: np.ndarray) ->
     if len(s_pos) < MIN_SPREAD_POSITIVES:
         return np.stack([grid, _platt(platt, grid)]).astype(np.float32)
     share, mu1, sd1, mu0, sd0 = score_mixture(s_bg, s_pos)
-    f_1 = share * np.exp(-0.5 * ((grid - mu1) / sd1) ** 2) / sd1
+    # above the members' mean their density is held at its peak: a score further above the
+    # background is never less likely a member's (with the normal's own decay, a narrower members'
+    # normal made the probability fall again and the curve's running maximum flat: the top 10 of a
+    # category all showed one value. Measured on held-out training images, n = 5, pixels: the top
+    # 10's mean probability 0.55 -> 0.72 where 76% are members, precision of p >= 0.5 0.55 -> 0.64)
+    f_1 = share * np.exp(-0.5 * ((np.minimum(grid, mu1) - mu1) / sd1) ** 2) / sd1
     f_0 = (1.0 - share) * np.exp(-0.5 * ((grid - mu0) / sd0) ** 2) / sd0
     prob = f_1 / np.maximum(f_1 + f_0, 1e-300)
     # non-decreasing: from the non-members' mean up by a running maximum, and below it by a running
