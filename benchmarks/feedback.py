@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--classes", default=None, help="comma-separated labels: the database and queries hold only them")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--validate", action="store_true", help="positives from held-out training images")
+    p.add_argument("--plot", default=None, help="write the mAP-by-round plot to this PNG (e.g. docs/feedback-effnet.png)")
     p.add_argument("--ugh-only", action="store_true", help="run only the UGH category (its calibration; no ratios)")
     args = p.parse_args(argv)
     Xdb, ydb, Xq, yq = load(args.features, args.validate)
@@ -93,6 +94,12 @@ def main(argv=None) -> int:
             name, best = best_baseline(rows, r)
             parts.append(f"r{r} {rows[UGH][r]['map']:.3f}/{best:.3f} = {rows[UGH][r]['map'] / best:.2f}x")
         print(f"  n = {n}: " + ", ".join(parts))
+    if args.plot:
+        from milvus_hash.eval.plots import plot_feedback
+
+        title = (f"Feedback protocol, {args.features}{' (tops: ' + args.classes + ')' if args.classes else ''}, "
+                 f"{len(Xdb):,} items: mAP after each round of {args.per_round} marks")
+        print(f"wrote {plot_feedback(res, args.plot, title=title)}")
     print(f"\n{time.perf_counter() - t0:.0f} s; seconds per method: "
           + ", ".join(f"{k}: {v:.1f}" for k, v in res["seconds"].items()))
     RESULTS.mkdir(parents=True, exist_ok=True)

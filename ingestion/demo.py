@@ -45,6 +45,7 @@ class DemoReport:
     matches_numpy: bool = False
     category: dict = field(default_factory=dict)
     every_class: dict = field(default_factory=dict)
+    library: str = ""
 
 
 def fashion_mnist_available() -> bool:
@@ -128,7 +129,7 @@ def run_demo(store: HashStore, *, workdir: str | Path = "milvus-hash-demo", data
         all_ids.append(ids)
         all_codes.append(codes)
     ref = hamming_topk(qcodes, np.concatenate(all_codes), k + 1, ids=np.concatenate(all_ids))
-    out = DemoReport(dataset, str(folder), collection, n, lib.n_bits_, hyper_s, report.to_dict())
+    out = DemoReport(dataset, str(folder), collection, n, lib.n_bits_, hyper_s, report.to_dict(), library=str(lib_path))
     for row, item in enumerate(queries):
         keep = res.ids[row] != item.id  # the query image itself is stored: leave it out
         hits = [f for f, kp in zip(res.fields[row], keep) if kp][:k]

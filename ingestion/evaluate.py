@@ -36,6 +36,8 @@ class EvalSettings:
     batch_size: int = 256
     workers: int = 2
     uth: tuple[str, ...] = field(default_factory=tuple)
+    feedback_rounds: int = 3  # the feedback protocol: rounds of marks, items marked a round
+    per_round: int = 20
 
 
 def _labeled(source, items, what: str):
@@ -110,9 +112,9 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    unknown = set(settings.protocols) - {"fewshot", "single", "unsupervised"}
+    unknown = set(settings.protocols) - {"fewshot", "single", "unsupervised", "feedback"}
     if not settings.protocols or unknown:
-        raise expected("protocols", "fewshot, single and/or unsupervised", sorted(unknown) or "none")
+        raise expected("protocols", "fewshot, single, unsupervised and/or feedback", sorted(unknown) or "none")
     t_start = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     db_items = _labeled(source, source.items(), "source")
@@ -181,7 +183,7 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
              "library": f"UGH, {library.n_bits_:,} bits ({library.encoder_spec()})",
              "scoring": "through Milvus (" + store.uri + ")" if through_milvus else "numpy",
              "command": "milvus-hash eval"}
-    figures, fewshot_res, unsup_res, single_res = [], None, None, None
+    figures, fewshot_res, unsup_res, single_res, feedback_res = [], None, None, None, None
     log_fn = (lambda m: log(m.strip())) if log else None
 
     if "fewshot" in settings.protocols:
@@ -235,6 +237,23 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
                                        title="Single category: mAP of the class over the full ranking",
                                        xlabel="positives (n)", log_x=True).name))
 
+    if "feedback" in settings.protocols:
+        from milvus_hash.eval.feedback import FeedbackProtocol
+        from milvus_hash.eval.plots import plot_feedback
+
+        counts = np.bincount(yq[yq >= 0])
+        min_q = int(counts[counts > 0].min())
+        shots = tuple(n for n in settings.shots if n <= min_q)
+        log(f"feedback protocol: shots {', '.join(map(str, shots))}, {settings.draws} draw(s), "
+            f"{settings.feedback_rounds} rounds of {settings.per_round} marks")
+        proto = FeedbackProtocol(Xdb, ydb, Xq[yq >= 0], yq[yq >= 0], library_codes=(Ldb, Lq[yq >= 0]),
+                                 library_spec=library.encoder_spec(), seed=settings.seed,
+                                 rounds=settings.feedback_rounds, per_round=settings.per_round)
+        feedback_res = proto.protocol(shots=shots, draws=settings.draws, log=log_fn or (lambda m: None))
+        feedback_res["labels"] = labels
+        figures.append(("mAP after each round of marks (feedback protocol)",
+                        plot_feedback(feedback_res, out / "feedback_map_by_round.png").name))
+
     if "unsupervised" in settings.protocols:
         log("unsupervised protocol: " + ", ".join(f"{b} bits" for b in settings.lengths))
         methods = {
@@ -278,7 +297,8 @@ def run_eval(source, *, out: str | Path, backbone, settings: EvalSettings, query
     speed["peak memory (MiB)"] = peak_rss_mib()
     speed["whole evaluation (s)"] = time.perf_counter() - t_start
     report = write_report(out, title="milvus-hash evaluation", setup=setup, fewshot=fewshot_res,
-                          unsupervised=unsup_res, single=single_res, speed=speed, figures=figures)
+                          unsupervised=unsup_res, single=single_res, feedback=feedback_res, speed=speed,
+                          figures=figures)
     log(f"wrote {report}")
     return report
 

@@ -176,3 +176,24 @@ def test_single_category_protocol_through_milvus_gives_the_numpy_numbers(digits_
     assert through["scorer"] == "milvus"
     assert {n: r["UGH category (members)"] for n, r in through["by_shots"].items()} == \
         {n: r["UGH category (members)"] for n, r in single["by_shots"].items()}
+
+
+@pytest.mark.unit
+def test_feedback_protocol_from_the_command_line(digits_folder, tmp_path):
+    args = ["--backbone", "pixels", "--size", "8", "--rounds", "40", "--queries", "200", "--shots", "1,3",
+            "--draws", "1", "--protocol", "feedback", "--feedback-rounds", "2", "--per-round", "10", "--workers", "0",
+            "--quiet"]
+    res = CliRunner().invoke(cli, ["eval", str(digits_folder), "--out", str(tmp_path / "fb")] + args)
+    assert res.exit_code == 0, res.output
+    report = (tmp_path / "fb" / "report.md").read_text()
+    for heading in ("## Feedback protocol", "**n = 3**", "| UGH category (members) |",
+                    "| plain search, library codes |", "| Rocchio, float features |", "| round 2 |",
+                    "](feedback_map_by_round.png)"):
+        assert heading in report, heading
+    with Image.open(tmp_path / "fb" / "feedback_map_by_round.png") as im:
+        assert im.format == "PNG" and np.asarray(im.convert("L")).std() > 10
+    fb = json.loads((tmp_path / "fb" / "results.json").read_text())["feedback"]
+    assert set(fb["by_shots"]) == {"1", "3"} and fb["rounds"] == 2 and fb["per_round"] == 10
+    ugh = fb["by_shots"]["3"]["UGH category (members)"]
+    assert len(ugh) == 3 and ugh[2]["map"] > ugh[0]["map"]  # marks help: digits, 20 marks
+    assert all(0 < r["map"] <= 1 for per in fb["by_shots"]["3"].values() for r in per)

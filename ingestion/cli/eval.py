@@ -30,9 +30,15 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
               help="Rounds (10 bits each) of the library hyper-trained when --library is not given.")
 @click.option("--uth", "uth_paths", multiple=True, type=click.Path(dir_okay=False),
               help="A UTH network (`train-uth`) to evaluate in the unsupervised protocol (repeatable).")
-@click.option("--protocol", "protocols", multiple=True, type=click.Choice(["fewshot", "single", "unsupervised"]),
+@click.option("--protocol", "protocols", multiple=True,
+              type=click.Choice(["fewshot", "single", "unsupervised", "feedback"]),
               help="Protocols to run (repeatable) [default: fewshot and unsupervised]. single: n pictures of one "
-                   "class, the database ranked by the category's membership beside plain searches.")
+                   "class, the database ranked by the category's membership beside plain searches; feedback: "
+                   "the same, then rounds in which a simulated user marks each method's top results.")
+@click.option("--feedback-rounds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Rounds of marks (feedback protocol).")
+@click.option("--per-round", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Items marked a round (feedback protocol).")
 @click.option("--shots", default="1,5,10", show_default=True,
               help="Labeled examples per class (few-shot), positives per category (single).")
 @click.option("--lengths", default="16,32,64", show_default=True, help="Code lengths.")
@@ -48,8 +54,8 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 @milvus_options
 @backbone_options
 @click.option("--quiet", is_flag=True, help="Less output.")
-def eval_command(source, out, query_source, n_queries, library_path, rounds, uth_paths, protocols, shots, lengths,
-                 n_bits, draws, seeds, top, classes, through_milvus, seed, store, backbone, weights, device, ten_crop,
+def eval_command(source, out, query_source, n_queries, library_path, rounds, uth_paths, protocols, feedback_rounds,
+                 per_round, shots, lengths, n_bits, draws, seeds, top, classes, through_milvus, seed, store, backbone, weights, device, ten_crop,
                  size, batch_size, workers, quiet):
     """Evaluate encoders on a labeled image source: the UGH few-shot protocol and the
     UTH unsupervised protocol, with LSH, PCA-ITQ, CCA-ITQ and random library bits
@@ -70,6 +76,7 @@ def eval_command(source, out, query_source, n_queries, library_path, rounds, uth
           --backbone pixels --out report/
       milvus-hash eval photos/ --library lib.npz --uth uth.pt --out report/ --protocol unsupervised
       milvus-hash eval photos/ --library lib.npz --out report/ --protocol single --shots 1,3,5,10
+      milvus-hash eval photos/ --library lib.npz --out report/ --protocol feedback --shots 1,3,5
       milvus-hash eval photos/ --library lib.npz --out report/ --through-milvus \\
           --uri http://localhost:19530 --shots 5 --draws 1 --lengths 16
     """
@@ -85,7 +92,8 @@ def eval_command(source, out, query_source, n_queries, library_path, rounds, uth
                             lengths=_ints(lengths, "--lengths"), n_bits=n_bits, draws=draws,
                             seeds=_ints(seeds, "--seeds"), top=top, n_queries=n_queries, rounds=rounds,
                             classes=tuple(c.strip() for c in classes.split(",")) if classes else None, seed=seed,
-                            batch_size=max(batch_size, 64), workers=workers, uth=tuple(uth_paths))
+                            batch_size=max(batch_size, 64), workers=workers, uth=tuple(uth_paths),
+                            feedback_rounds=feedback_rounds, per_round=per_round)
     for b in settings.lengths:
         if b % 8 or b < 8:
             raise click.BadParameter(f"expected multiples of 8, received {b}", param_hint="--lengths")

@@ -139,6 +139,8 @@ def demo(store, dataset, workdir, collection, rounds, k, n_queries, seed, backbo
         click.echo(_verdict(m["precision_at_100"], m["plain_precision_at_100"], "before marks") + "; "
                    + _verdict(m["after_precision_at_100"], m["plain_after_precision_at_100"], "after one round"))
         click.echo(f"try: milvus-hash category members {c['name']} --collection {report.collection} --uri {store.uri}")
+        click.echo(f"see the pictures: milvus-hash serve --collection {report.collection} --uri {store.uri}"
+                   f"{' --library ' + report.library if report.library else ''}")
     if not report.matches_numpy:
         raise HashCliError("Milvus results differ from the exact numpy search", EXIT_ERROR)
 

@@ -45,6 +45,35 @@ def plot_lines(rows: dict, path: str | Path, *, title: str, xlabel: str, ylabel:
     return _finish(plt, fig, ax, path, title=title, xlabel=xlabel, ylabel=ylabel)
 
 
+def plot_feedback(res: dict, path: str | Path, *, title: str = "Feedback protocol: mAP after each round") -> Path:
+    """One panel a number of positives n: each method's mAP (± std) against the round of marks.
+    ``res``: :meth:`~milvus_hash.eval.feedback.FeedbackProtocol.protocol`'s result."""
+    plt = _plt()
+    shots = list(res["by_shots"])
+    fig, axes = plt.subplots(1, len(shots), figsize=(4.6 * len(shots), 4.4), dpi=120, squeeze=False, sharey=True)
+    for ax, n in zip(axes[0], shots):
+        rows = res["by_shots"][n]
+        for i, (m, per) in enumerate(sorted(rows.items(), key=lambda kv: -kv[1][-1]["map"])):
+            r = np.arange(len(per))
+            y = np.array([v["map"] for v in per])
+            e = np.array([v["map_std"] for v in per]) / np.sqrt(max(1, len(res.get("classes", [])) * res["draws"]))
+            ugh = m.startswith("UGH")
+            ax.errorbar(r, y, yerr=e, marker="o", ms=4, capsize=3, linestyle="-" if ugh else "--",
+                        linewidth=2.4 if ugh else 1.2, label=m, color=plt.cm.tab10(i % 10))
+        ax.set_xticks(range(res["rounds"] + 1))
+        ax.set_title(f"n = {n} positives")
+        ax.set_xlabel(f"round (marks of the top {res['per_round']} unseen)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mAP of the class (± s.e.m.)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _finish(plt, fig, ax, path, *, title: str, xlabel: str, ylabel: str) -> Path:
     ax.set_title(title)
     ax.set_xlabel(xlabel)

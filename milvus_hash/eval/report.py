@@ -50,7 +50,8 @@ def speed_lines(speed: dict) -> list[str]:
 
 
 def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict | None = None,
-                 unsupervised: dict | None = None, single: dict | None = None, speed: dict | None = None,
+                 unsupervised: dict | None = None, single: dict | None = None, feedback: dict | None = None,
+                 speed: dict | None = None,
                  figures: list[tuple[str, str]] = (), notes: list[str] = ()) -> Path:
     """Write ``report.md`` (and ``results.json`` with every number) into ``out_dir``."""
     out = Path(out_dir)
@@ -80,6 +81,21 @@ def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict 
                f"background {single['background']:,} codes of the database.", ""]
         md += table(single["by_shots"], header="n =", best_of=("UGH category (members)",),
                     cell=_single_cell) + [""]
+    if feedback:
+        md += ["", "## Feedback protocol (n pictures, then rounds of marking the top unseen results)", "",
+               f"Database {feedback['n_database']:,} images; for each of {len(feedback['classes'])} classes and "
+               f"{feedback['draws']} draws, n positives from the queries; each method shows its top "
+               f"{feedback['per_round']} unmarked items a round and a simulated user marks each right or wrong; "
+               f"after every round the AP of the class over the full ranking (marked positives first, marked "
+               f"negatives last): mAP ± std over classes and draws. Every method runs its own loop with the "
+               f"same labels.", ""]
+        for n, rows in feedback["by_shots"].items():
+            rounds = len(next(iter(rows.values())))
+            md += [f"**n = {n}**", "", "| method | " + " | ".join(f"round {r}" for r in range(rounds)) + " |",
+                   "|---|" + "---:|" * rounds]
+            for name, per in sorted(rows.items(), key=lambda kv: -kv[1][-1]["map"]):
+                md.append(f"| {name} | " + " | ".join(f"{v['map']:.3f} ± {v['map_std']:.3f}" for v in per) + " |")
+            md.append("")
     if unsupervised:
         md += ["", "## Unsupervised protocol (UTH paper)", "",
                f"Database {unsupervised['n_database']:,} images, {unsupervised['n_queries']:,} queries; "
@@ -99,7 +115,7 @@ def write_report(out_dir: str | Path, *, title: str, setup: dict, fewshot: dict 
     path = out / "report.md"
     path.write_text("\n".join(md) + "\n")
     (out / "results.json").write_text(json.dumps({"setup": setup, "fewshot": fewshot, "unsupervised": unsupervised,
-                                                  "single": single, "speed": speed}, indent=2, default=_jsonable))
+                                                  "single": single, "feedback": feedback, "speed": speed}, indent=2, default=_jsonable))
     return path
 
 
