@@ -225,6 +225,18 @@ def _triage(source, store, collection: str, items: list[Item], *, resume: bool, 
     Files are read (hashed) but not decoded: no CNN work for what is not written."""
     if ids not in ("path", "content"):
         raise expected("ids", "'path' or 'content'", repr(ids))
+    if ids == "path":  # two files with one key (a name that is not UTF-8 beside its \\xNN spelling): keep the first
+        first: dict[int, Item] = {}
+        kept = []
+        for it in items:
+            if it.id in first:
+                other = _text(str(first[it.id].ref))
+                report.conflicts.append((it.key, f"its key is also the key of {other} (a file name that is not "
+                                                 "UTF-8 is stored with its bytes written \\xNN): rename one of them"))
+                continue
+            first[it.id] = it
+            kept.append(it)
+        items = kept
     if resume and ids == "path" and items:  # trust the stored ids: no file is read for them
         missing = set(store.get(collection, ids=np.array([it.id for it in items], np.int64), with_codes=False)
                       .missing.tolist())

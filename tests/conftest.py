@@ -19,6 +19,11 @@ import pytest
 from milvus_hash import EncoderSpec, HashStore
 from milvus_hash.store.local_server import LocalMilvusServer
 
+# The command lines the tests run decode images in the test process (--workers 0): DataLoader worker
+# processes can be killed under memory pressure on a loaded 2-core CI machine ("DataLoader worker
+# exited unexpectedly"), which is not what these tests check. A test that needs workers says --workers.
+os.environ.setdefault("MILVUS_HASH_WORKERS", "0")
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:

@@ -128,12 +128,22 @@ def test_uri_from_environment(tmp_path):
 
 
 def test_errors_and_exit_codes(tmp_path):
-    from milvus_hash import HashStore
+    from milvus_hash import EncoderSpec, HashStore
 
     runner = CliRunner()
     HashStore(str(tmp_path / "x.db")).close()
     missing = runner.invoke(cli, ["info", "nope", "--uri", str(tmp_path / "x.db")])
     assert missing.exit_code == 1 and "no collection 'nope'" in missing.output
+    assert "there are no collections here" in missing.output  # a typo's likely intent is listed
+    with HashStore(str(tmp_path / "x.db")) as store:
+        store.create_collection("photos", encoder=EncoderSpec("t", "fp", 16))
+    typo = runner.invoke(cli, ["search", "--collection", "photo", "--id", "1", "--uri", str(tmp_path / "x.db")])
+    assert typo.exit_code == 1 and "no collection 'photo'; collections here: photos" in typo.output, typo.output
+    pictures = runner.invoke(cli, ["category", "define", "c", "--collection", "photos", "--examples", str(tmp_path),
+                                   "--uri", str(tmp_path / "x.db")])
+    assert pictures.exit_code == 2 and "--library: expected the collection's library file" in pictures.output
+    gone = runner.invoke(cli, ["ingest", str(tmp_path / "no-such-folder"), "--collection", "c", "--encoder", "x.npz"])
+    assert gone.exit_code == 2 and "does not exist" in gone.output
     bad_rounds = runner.invoke(cli, ["demo", "--uri", str(tmp_path / "x.db"), "--rounds", "0"])
     assert bad_rounds.exit_code == 2 and "--rounds" in bad_rounds.output
     bad_uri = runner.invoke(cli, ["info", "--uri", "store.sqlite"])
@@ -261,3 +271,26 @@ def test_shipped_config_loads():
 
     conf = load_config(Path(__file__).resolve().parents[1] / "configs" / "store.yaml")
     assert conf["store"]["uri"] == "./milvus_hash.db"
+
+
+@pytest.mark.unit
+def test_ctrl_c_during_start_up_exits_130_not_aborted(tmp_path):
+    """Ctrl-C while a command starts (here: importing torch for the features) is an interrupted
+    program's 130, not click's "Aborted!" with 1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import write_digit_pngs
+
+    folder = write_digit_pngs(tmp_path / "d", 2)
+    exe = os.path.join(os.path.dirname(sys.executable), "milvus-hash")
+    proc = subprocess.Popen([exe, "features", str(folder), "--out", str(tmp_path / "f"), "--backbone", "pixels"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)  # python and click are up; torch is being imported
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert "Aborted!" not in err and "Traceback" not in err and "interrupted" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import uuid
 
@@ -509,3 +510,25 @@ def test_ids_never_merge_two_different_images_and_the_summary_counts_new_unchang
     assert "ingested 0 (new 0, replaced 0), unchanged 1" in ingest_(tmp_path / "dups2", "--ids", "content")
     with HashStore(str(db)) as store:
         assert store.count("c") == 5
+
+
+@pytest.mark.lite
+def test_two_files_with_one_key_are_a_conflict_and_the_rest_is_ingested(digits_folder, library, tmp_path):
+    """A file name that is not UTF-8 (b'a\\xff.png') is keyed with its byte written \\xff, which is also
+    the key of a file literally named 'a\\xff.png': the second is listed as a conflict, the rest stored."""
+    import os
+
+    folder = tmp_path / "names"
+    shutil.copytree(digits_folder / "1", folder)
+    (folder / "corrupt.png").unlink(missing_ok=True)
+    src = next(folder.glob("*.png"))
+    shutil.copy(src, os.path.join(os.fsencode(folder), b"a\xff.png"))
+    shutil.copy(next((digits_folder / "2").glob("*.png")), folder / "a\\xff.png")
+    n = len(list(os.listdir(folder)))
+    db = tmp_path / "k.db"
+    res = run("ingest", folder, "--collection", "k", "--encoder", library, "--uri", db, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert f"ingested {n - 1} (new {n - 1}" in res.output and "conflicts 1" in res.output, res.output
+    assert "conflict names/a\\xff.png: its key is also the key of" in res.output and "rename one" in res.output
+    with HashStore(str(db)) as store:
+        assert store.count("k") == n - 1

@@ -113,3 +113,12 @@ def test_no_two_module_names_differ_by_a_letter():
               and p.name != "__pycache__"}
     names -= {"ugh", "uth"}
     assert [(a, b) for a, b in itertools.combinations(sorted(names), 2) if _near(a, b)] == []
+
+
+@pytest.mark.unit
+def test_the_license_is_an_spdx_string_so_installs_print_no_setuptools_warning():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "Apache-2.0"  # a TOML table warns on every install (setuptools >= 77)
+    assert any(r.startswith("setuptools>=77") for r in meta["build-system"]["requires"])

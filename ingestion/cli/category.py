@@ -21,7 +21,20 @@ def client_options(fn):
 
         return fn(*args, client=HashClient(collection=collection, library=library, store=store), **kwargs)
 
-    return milvus_options(wrapper, existing=True)
+    return milvus_options(wrapper, existing=True, precheck=_library_given)
+
+
+#: Options whose pictures are encoded through the collection's library.
+_PICTURE_OPTIONS = {"folder": "--examples", "neg_folder": "--negative-examples", "image": "--image"}
+
+
+def _library_given(kwargs) -> None:
+    """Pictures need --library: said before Milvus starts."""
+    if kwargs.get("library") is None:
+        given = [flag for key, flag in _PICTURE_OPTIONS.items() if kwargs.get(key)]
+        if given:
+            raise click.UsageError(f"--library: expected the collection's library file (lib.npz) to encode the "
+                                   f"pictures of {given[0]}, received none")
 
 
 def _ints(text: str, flag: str) -> list[int]:

@@ -19,7 +19,7 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 @click.command("eval")
-@click.argument("source")
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for report.md, plots, results.json.")
 @click.option("--query-source", default=None,
               help="Labeled images to query with (e.g. a test split) [default: --queries held out from SOURCE].")

@@ -39,7 +39,7 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 
 
 @click.command()
-@click.argument("source")
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--collection", required=True, help="Collection to write (created when missing).")
 @click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False),
               help="Fitted encoder file: a UGH library (`hypertrain`), a UTH network (`train-uth`) or an LSH hasher.")

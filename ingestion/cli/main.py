@@ -31,7 +31,19 @@ def _load_config(ctx: click.Context, _param, path: str | None) -> None:
     ctx.default_map = {name: dict(store) for name in cli.commands}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: Ctrl-C anywhere in a command (its start-up included) exits 130, as a shell
+    expects of an interrupted program, not click's "Aborted!" with 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="milvus-hash")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
               expose_value=False, help="YAML file with a store section (see configs/store.yaml).")

@@ -23,12 +23,14 @@ class HashCliError(click.ClickException):
         self.exit_code = exit_code
 
 
-def milvus_options(fn=None, *, existing: bool | str = False):
+def milvus_options(fn=None, *, existing: bool | str = False, precheck=None):
     """--uri / --token, read from MILVUS_URI / MILVUS_TOKEN when not given. ``existing``: the command
     only reads, so a Milvus Lite file that does not exist is an error (not a new empty database);
-    ``"or-none"``: the command is called with ``store=None`` and ``uri=`` the path instead."""
+    ``"or-none"``: the command is called with ``store=None`` and ``uri=`` the path instead.
+    ``precheck(kwargs)``: checks of the command's own arguments, run before Milvus starts (a usage
+    error answers at once, not after the store's start-up)."""
     if fn is None:
-        return functools.partial(milvus_options, existing=existing)
+        return functools.partial(milvus_options, existing=existing, precheck=precheck)
 
     @click.option("--uri", envvar="MILVUS_URI", default=DEFAULT_URI, show_default=True,
                   help="Milvus Lite file (*.db) or server URI such as http://localhost:19530 [env: MILVUS_URI]")
@@ -42,6 +44,8 @@ def milvus_options(fn=None, *, existing: bool | str = False):
                        "others' within about a second; Strong: every write, about 200 ms more a search.")
     @functools.wraps(fn)
     def wrapper(*args, uri, token, timeout, consistency_level, **kwargs):
+        if precheck is not None:
+            precheck(kwargs)
         if existing == "or-none" and _missing_lite_file(uri):
             return fn(*args, store=None, uri=uri, **kwargs)
         if existing:
@@ -131,8 +135,8 @@ def backbone_options(fn):
         click.option("--ten-crop", is_flag=True, help="Average the features of ten 224 crops (the UGH paper)."),
         click.option("--size", type=int, default=None, help="Side of the pixels extractor's image [default: 28]."),
         click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per CNN batch."),
-        click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
-                     help="DataLoader processes decoding images (0: in this process)."),
+        click.option("--workers", type=click.IntRange(0), default=2, show_default=True, envvar="MILVUS_HASH_WORKERS",
+                     help="DataLoader processes decoding images (0: in this process) [env: MILVUS_HASH_WORKERS]."),
     ]
     for option in reversed(options):
         fn = option(fn)

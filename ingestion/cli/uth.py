@@ -16,7 +16,7 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
 
 
 @click.command("train-uth")
-@click.argument("source")
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Encoder file to write (.pt).")
 @click.option("--bits", type=click.IntRange(8, 4096), default=None, help="Code length K, a multiple of 8 [config or 32].")
 @click.option("--backbone", default=None,
@@ -34,7 +34,8 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
 @click.option("--lr", type=float, default=None, help="Stage 1 learning rate [config or 0.001].")
 @click.option("--stage2-lr", type=float, default=None, help="Stage 2 learning rate [config or 0.0001].")
 @click.option("--batch-size", type=click.IntRange(4), default=None, help="Images per batch [config or 64].")
-@click.option("--workers", type=click.IntRange(0), default=None, help="DataLoader processes decoding images [2].")
+@click.option("--workers", type=click.IntRange(0), default=None, envvar="MILVUS_HASH_WORKERS",
+              help="DataLoader processes decoding images [2] [env: MILVUS_HASH_WORKERS].")
 @click.option("--seed", type=int, default=None, help="Random seed [config or 0].")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 @click.option("--checkpoints", type=click.Path(file_okay=False), default=None,

@@ -47,6 +47,7 @@ from ..errors import (
     CollectionNotFoundError,
     EncoderMismatchError,
     InvalidInputError,
+    MilvusHashError,
     MilvusServerError,
     NotAHashCollectionError,
     expected,
@@ -335,7 +336,8 @@ class HashStore:
         if collection in self._info:
             return self._info[collection]
         if not self.has_collection(collection):  # asked first: pymilvus logs a traceback otherwise
-            raise CollectionNotFoundError(f"describe collection on {self.target}: no collection {collection!r}")
+            raise CollectionNotFoundError(f"describe collection on {self.target}: no collection {collection!r}"
+                                          f"{self._collections_here()}")
         desc = self._call("describe collection", collection, self._client.describe_collection, collection)
         try:
             record = json.loads(desc.get("description") or "{}")[_RECORD_KEY]
@@ -353,6 +355,16 @@ class HashStore:
         info = CollectionInfo(collection, encoder, index_type, index_params)
         self._info[collection] = info
         return info
+
+    def _collections_here(self) -> str:
+        """``"; collections here: a, b"`` (a typo's likely intent), or that there are none."""
+        try:
+            names = sorted(self._call("list collections", None, self._client.list_collections))
+        except MilvusHashError:
+            return ""
+        if not names:
+            return "; there are no collections here"
+        return f"; collections here: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}"
 
     def drop_collection(self, collection: str) -> None:
         """Drop a collection and its codes. Dropping a missing collection is a no-op."""
