@@ -532,3 +532,37 @@ def test_two_files_with_one_key_are_a_conflict_and_the_rest_is_ingested(digits_f
     assert "conflict names/a\\xff.png: its key is also the key of" in res.output and "rename one" in res.output
     with HashStore(str(db)) as store:
         assert store.count("k") == n - 1
+
+
+@pytest.mark.unit
+def test_hypertrain_sizes_a_library_for_a_small_set_and_names_the_flags(digits_folder, tmp_path):
+    res = run("hypertrain", digits_folder, "--backbone", "pixels", "--size", "8", "--rounds", "4",
+              "--out", tmp_path / "small.npz", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "a small set (150 points a round): --categories 3 --expand 44, sized automatically" in res.output
+    assert "hyper-trained 40 bits" in res.output
+    res = run("hypertrain", digits_folder, "--backbone", "pixels", "--size", "8", "--rounds", "4", "--categories",
+              "30", "--expand", "50", "--out", tmp_path / "big.npz", "--quiet")
+    assert res.exit_code == 2 and "--categories/--expand" in res.output and "30 x (6 + 50) = 1,680" in res.output
+
+
+@pytest.mark.lite
+def test_example_pictures_that_do_not_decode_are_all_listed_and_skipped_or_refused(digits_folder, library, tmp_path):
+    db = tmp_path / "e.db"
+    assert run("ingest", digits_folder, "--collection", "c", "--encoder", library, "--uri", db, "--quiet").exit_code == 0
+    examples = tmp_path / "examples"
+    shutil.copytree(digits_folder / "7", examples)
+    (examples / "corrupt.png").unlink(missing_ok=True)
+    (examples / "bad-1.png").write_bytes(b"\x89PNG\r\n\x1a\n no")
+    (examples / "bad-2.jpg").write_bytes(b"not a picture at all")
+    base = ["--collection", "c", "--uri", db, "--library", library]
+    res = run("category", "define", "sevens", "--examples", examples, "--strict", *base)
+    assert res.exit_code == 2 and "received 2 of" in res.output, res.output
+    assert "bad-1.png" in res.output and "bad-2.jpg" in res.output
+    res = run("category", "define", "sevens", "--examples", examples, *base)
+    assert res.exit_code == 0, res.output
+    assert "warning: --examples: skipped" in res.output and "bad-1.png" in res.output and "bad-2.jpg" in res.output
+    with HashStore(str(db)) as store:
+        from milvus_hash import HashClient
+
+        assert len(HashClient(collection="c", store=store).describe("sevens")["examples"]["images"]) == N_PER_CLASS

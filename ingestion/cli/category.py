@@ -21,20 +21,27 @@ def client_options(fn):
 
         return fn(*args, client=HashClient(collection=collection, library=library, store=store), **kwargs)
 
-    return milvus_options(wrapper, existing=True, precheck=_library_given)
+    return milvus_options(wrapper, existing=True, precheck=_precheck)
 
 
 #: Options whose pictures are encoded through the collection's library.
 _PICTURE_OPTIONS = {"folder": "--examples", "neg_folder": "--negative-examples", "image": "--image"}
 
 
-def _library_given(kwargs) -> None:
-    """Pictures need --library: said before Milvus starts."""
-    if kwargs.get("library") is None:
-        given = [flag for key, flag in _PICTURE_OPTIONS.items() if kwargs.get(key)]
-        if given:
-            raise click.UsageError(f"--library: expected the collection's library file (lib.npz) to encode the "
-                                   f"pictures of {given[0]}, received none")
+def _precheck(kwargs) -> None:
+    """Before Milvus starts: pictures need --library, and example folders hold pictures that decode."""
+    given = [flag for key, flag in _PICTURE_OPTIONS.items() if kwargs.get(key)]
+    if given and kwargs.get("library") is None:
+        raise click.UsageError(f"--library: expected the collection's library file (lib.npz) to encode the "
+                               f"pictures of {given[0]}, received none")
+    for key in ("folder", "neg_folder"):
+        if kwargs.get(key):
+            folder_images(kwargs[key], _PICTURE_OPTIONS[key], strict=bool(kwargs.get("strict")))
+
+
+def strict_option(fn):
+    return click.option("--strict", is_flag=True,
+                        help="Refuse example pictures that do not decode (default: skip them with a warning).")(fn)
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -70,7 +77,8 @@ def category():
               help="cca: the default few-shot code; l1: the paper's L1-SVM bit selection.")
 @click.option("--replace", is_flag=True, help="Redefine NAME if it exists (atomically).")
 @click.option("--json", "as_json", is_flag=True)
-def define(name, client, ids, labels, folder, negatives, n_bits, method, replace, as_json):
+@strict_option
+def define(name, client, ids, labels, folder, negatives, n_bits, method, replace, as_json, strict):
     """Define category NAME from a few examples (--replace redefines it, atomically).
 
     \b
@@ -89,7 +97,7 @@ def define(name, client, ids, labels, folder, negatives, n_bits, method, replace
         examples["ids"] = _ints(ids, "--ids")
         label_list = None if labels is None else [v.strip() for v in labels.split(",")]
     if folder is not None:
-        items = folder_images(folder, "--examples")
+        items = folder_images(folder, "--examples", strict=strict)
         examples["images"] = [it.ref for it in items]
         if items[0].label is not None:
             if ids is not None:
@@ -280,7 +288,8 @@ def members(name, client, k, label, min_probability, candidates, exhaustive, new
 @click.option("--forget", "forget", multiple=True, type=int, metavar="ID",
               help="Remove the mark of a stored id (undo); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new description as JSON.")
-def refine(name, client, positives, negatives, folder, neg_folder, forget, as_json):
+@strict_option
+def refine(name, client, positives, negatives, folder, neg_folder, forget, as_json, strict):
     """Mark members of category NAME right or wrong and learn it again from its examples and
     every mark so far (kept in Milvus: every process sees the new definition at once, or the old).
     Marked-wrong items never show in `members` again; marked-right ones are flagged there as
@@ -298,9 +307,10 @@ def refine(name, client, positives, negatives, folder, neg_folder, forget, as_js
     kwargs = {"positive_ids": list(positives) or None, "negative_ids": list(negatives) or None,
               "forget_ids": list(forget) or None}
     if folder is not None:
-        kwargs["positive_images"] = [it.ref for it in folder_images(folder, "--examples")]
+        kwargs["positive_images"] = [it.ref for it in folder_images(folder, "--examples", strict=strict)]
     if neg_folder is not None:
-        kwargs["negative_images"] = [it.ref for it in folder_images(neg_folder, "--negative-examples")]
+        kwargs["negative_images"] = [it.ref for it in folder_images(neg_folder, "--negative-examples",
+                                                                    strict=strict)]
     cat = client.refine(name, **kwargs)
     info = cat.describe()
     if as_json:

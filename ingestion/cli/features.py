@@ -170,6 +170,23 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
     if len(X) < n_subset:
         params["n_subset"] = len(X)
         click.echo(f"n_subset: {len(X):,} (every image; the configured {n_subset:,} is more than there are)")
+    n_cat, t, f = params.get("n_categories", 30), params.get("per_category", 6), params.get("n_expand", 50)
+    m = params.get("n_subset", 20_000)
+    if n_cat * (t + f) > m:  # a small set: what a round needs does not fit in it
+        if categories is not None and expand is not None:
+            raise click.BadParameter(f"expected --categories x (6 + --expand) <= {m:,} (the points a round "
+                                     f"draws), received {n_cat} x (6 + {f}) = {n_cat * (t + f):,}",
+                                     param_hint="--categories/--expand")
+        if categories is None:
+            n_cat = min(n_cat, max(2, m // 40))
+        if expand is None:
+            f = max(1, min(f, m // n_cat - t))
+        if n_cat * (t + f) > m:
+            raise click.BadParameter(f"expected --categories x (6 + --expand) <= {m:,}, received {n_cat} x "
+                                     f"(6 + {f}); give fewer --categories", param_hint="--categories/--expand")
+        params["n_categories"], params["n_expand"] = n_cat, f
+        click.echo(f"a small set ({m:,} points a round): --categories {n_cat} --expand {f}, sized automatically "
+                   "(flags set them)")
     if "n_jobs" not in params:  # rounds are independent: every core, unless starting the workers costs more
         work = params.get("n_subset", 20_000) * params.get("n_rounds", 2_000)
         params["n_jobs"] = (os.cpu_count() or 1) if work >= PARALLEL_WORK else 1

@@ -78,15 +78,39 @@ def _check_lite_file_exists(uri: str) -> None:
                            EXIT_ERROR)
 
 
-def folder_images(folder: str, option: str):
-    """The image items of ``folder`` (a FolderSource), or a usage error naming ``option`` when it has none."""
-    from ..sources import FolderSource
+_FOLDERS: dict[tuple, list] = {}  # folders checked already in this command (before Milvus started)
+
+
+def folder_images(folder: str, option: str, *, strict: bool = False):
+    """The image items of ``folder`` (a FolderSource) that decode, or a usage error naming ``option``
+    when it has none. Pictures that do not decode are all listed: skipped with a warning, or refused
+    with ``strict`` (``--strict``)."""
+    key = (str(folder), option, strict)
+    if key in _FOLDERS:
+        return _FOLDERS[key]
+    from PIL import Image
+
+    from ..sources import FolderSource, _text
 
     items = FolderSource(folder).items()
     if not items:
         raise click.BadParameter(f"expected a folder with images, received {folder!r}, which has none",
                                  param_hint=option)
-    return items
+    good, bad = [], []
+    for it in items:
+        try:
+            with Image.open(it.ref) as im:
+                im.load()
+            good.append(it)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            bad.append(f"{_text(str(it.ref))} ({type(exc).__name__}: {str(exc)[:80]})")
+    if bad and (strict or not good):
+        raise click.BadParameter(f"expected pictures that decode, received {len(bad)} of {len(items)} that do not: "
+                                 + "; ".join(bad), param_hint=option)
+    for line in bad:
+        click.echo(f"warning: {option}: skipped {line} (--strict refuses instead)", err=True)
+    _FOLDERS[key] = good
+    return good
 
 
 def check_output_file(path, option: str) -> None:
