@@ -294,3 +294,24 @@ def test_ctrl_c_during_start_up_exits_130_not_aborted(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, out, err)
     assert "Aborted!" not in err and "Traceback" not in err and "interrupted" in err
+
+
+def test_a_bad_filter_is_one_line_without_tracebacks_or_server_logs(tmp_path):
+    """The command line reports a failure in one line: neither pymilvus's traceback (it sets its log
+    levels when first imported) nor Milvus Lite's server log reach the terminal."""
+    import os
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "f.db")
+    make = ("import numpy as np; from milvus_hash import EncoderSpec, HashStore; spec = EncoderSpec('t', 'fp', 16)\n"
+            f"with HashStore({db!r}) as s:\n    s.create_collection('c', encoder=spec)\n"
+            "    s.upsert('c', ids=[1, 2], codes=np.zeros((2, 2), np.uint8), encoder=spec, labels=['a', 'b'])")
+    subprocess.run([sys.executable, "-c", make], check=True, timeout=120)  # another program, ended: the file is free
+    exe = os.path.join(os.path.dirname(sys.executable), "milvus-hash")
+    env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_HASH_DEBUG", "MILVUS_HASH_QUIET_PYMILVUS")}
+    done = subprocess.run([exe, "search", "--collection", "c", "--id", "1", "--filter", "label ===", "--uri", db],
+                          capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Invalid expr" in lines[0], done.stderr

@@ -209,10 +209,14 @@ __all__ = ["EXIT_ERROR", "EXIT_RETRY", "cli", "main"]
 
 def main() -> None:
     import logging
+    import os
 
     # pymilvus logs every failed call with its traceback (100-260 lines for one failed write); the
-    # command line reports each failure in one line with its exit code instead
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    # command line reports each failure in one line with its exit code instead (MILVUS_HASH_DEBUG=1
+    # keeps pymilvus's logs). pymilvus sets its levels on import: the store applies this after it.
+    if os.environ.get("MILVUS_HASH_DEBUG") != "1":
+        os.environ.setdefault("MILVUS_HASH_QUIET_PYMILVUS", "1")
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     cli(prog_name="milvus-hash")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import time
 import warnings
@@ -26,6 +27,12 @@ from ..errors import (
 )
 from . import lite
 from .uri import DEFAULT_URI, REMOTE_SCHEMES, Target, resolve_uri, split_credentials  # noqa: F401 (re-exported)
+
+# pymilvus logs every failed call with its traceback, and sets its loggers' levels when it is first
+# imported (so a level set before that import is lost). A program that reports each failure itself
+# (the command line: one line and its exit code) asks for quiet with MILVUS_HASH_QUIET_PYMILVUS=1.
+if os.environ.get("MILVUS_HASH_QUIET_PYMILVUS") == "1":
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 try:  # the column-wise insert path (2-3x faster than rows); pymilvus announces its removal in 3.1
     with warnings.catch_warnings():
@@ -62,7 +69,8 @@ def lite_start_error(where: str, target: Target) -> MilvusHashError:
         return InvalidInputError(f"uri: expected a Milvus Lite file in a folder that can be written, received "
                                  f"{target.uri!r} ({why.detail})")
     return MilvusServerError(f"{where}: Milvus Lite's server exited at once (exit code {why.exit_code}); "
-                             "the file may be damaged or from another Milvus Lite version", retryable=False)
+                             "the file may be damaged or from another Milvus Lite version (its log: "
+                             f"{lite.server_log()})", retryable=False)
 
 
 @contextlib.contextmanager

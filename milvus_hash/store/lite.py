@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,21 @@ class _SessionSubprocess:
     @staticmethod
     def Popen(*args, **kwargs):  # noqa: N802 - subprocess's name
         kwargs.setdefault("start_new_session", True)
+        if os.environ.get("MILVUS_HASH_DEBUG") != "1" and "stdout" not in kwargs:
+            # the server's own log (parse errors of a filter, its start-up) goes to a file, not into
+            # the program's output; an error that needs it names the file (server_log)
+            log = server_log()
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as fh:
+                kwargs["stdout"] = kwargs["stderr"] = fh
+                return subprocess.Popen(*args, **kwargs)
         return subprocess.Popen(*args, **kwargs)
+
+
+def server_log() -> Path:
+    """The file Milvus Lite's embedded servers write their output to (``MILVUS_HASH_DEBUG=1``: the terminal)."""
+    return Path(tempfile.gettempdir()) / f"milvus-hash-{os.getuid() if hasattr(os, 'getuid') else 'user'}" / \
+        "milvus-lite.log"
 
 
 _INSTALLED = False
