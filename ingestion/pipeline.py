@@ -437,13 +437,20 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
                 failure = failure or exc
             # rows written are made durable even after a failed write; a flush that fails after a
             # failed write does not hide which write failed
+            flush_only = False
             try:
                 store.flush(collection)
                 if categories:
                     categories.flush()
             except MilvusHashError as exc:
+                flush_only = failure is None
                 failure = failure or exc
             report.seconds = time.perf_counter() - t0
+    if failure is not None and flush_only and not report.interrupted:  # every write went through
+        failure.args = (f"{failure}; every image of this run was written ({report.written:,} of {report.total:,}; "
+                        "the rest unchanged or unreadable), but the final flush failed: rerun the same command "
+                        "to make sure they are durable (stored images are skipped)",) + failure.args[1:]
+        raise failure
     if failure is not None:  # one line: what failed, and what is stored
         failure.args = (f"{failure}; {report.written:,} of this run's {report.total:,} images are stored "
                         "(rerun the same command to write the rest: stored images are skipped)",) + failure.args[1:]

@@ -566,3 +566,29 @@ def test_example_pictures_that_do_not_decode_are_all_listed_and_skipped_or_refus
         from milvus_hash import HashClient
 
         assert len(HashClient(collection="c", store=store).describe("sevens")["examples"]["images"]) == N_PER_CLASS
+
+
+@pytest.mark.server
+def test_when_only_the_final_flush_fails_the_message_says_every_image_was_written(digits_folder, library, tmp_path):
+    """The server goes away after the last write, during the final flush: the message says every image
+    of the run was written and that a rerun makes them durable, not "rerun to write the rest"."""
+    from milvus_hash import MilvusHashError
+    from milvus_hash.store.local_server import LocalMilvusServer
+
+    class FlushStops(HashStore):  # a real store whose server stops as the flush begins
+        server = None
+
+        def flush(self, collection):
+            self.server.stop()
+            return super().flush(collection)
+
+    src = open_source(digits_folder)
+    with LocalMilvusServer(tmp_path / "srv", stop_grace=5) as server:
+        with FlushStops(server.uri, timeout=5) as store:
+            store.server = server
+            with pytest.raises(MilvusHashError) as err:
+                ingest(src, store=store, collection="c", encoder=load_encoder(library),
+                       backbone=get_backbone("pixels", weights=None, size=8), batch_size=8, workers=0, progress=False)
+    message = str(err.value)
+    assert "every image of this run was written (150 of 151" in message and "final flush failed" in message, message
+    assert "write the rest" not in message and err.value.retryable
