@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from milvus_hash.categories.materialized import materialized_categories
-from milvus_hash.errors import MilvusHashError, expected
+from milvus_hash.errors import MilvusHashError, MilvusUnavailableError, expected
 from milvus_hash.features import Backbone, backbone_record
 from milvus_hash.store.bulk_stage import open_stage
 
@@ -439,9 +439,12 @@ def ingest(source, *, store, collection: str, encoder, backbone: Backbone | None
             # failed write does not hide which write failed
             flush_only = False
             try:
-                store.flush(collection)
-                if categories:
-                    categories.flush()
+                # a Milvus that did not answer a write would make the flush wait out the timeout
+                # again (the report would come after twice the timeout): it flushes on its own
+                if not isinstance(failure, MilvusUnavailableError):
+                    store.flush(collection)
+                    if categories:
+                        categories.flush()
             except MilvusHashError as exc:
                 flush_only = failure is None
                 failure = failure or exc

@@ -592,3 +592,4 @@ def test_when_only_the_final_flush_fails_the_message_says_every_image_was_writte
     message = str(err.value)
     assert "every image of this run was written (150 of 151" in message and "final flush failed" in message, message
     assert "write the rest" not in message and err.value.retryable
+
