@@ -70,14 +70,16 @@ def first_hour(run: list[str], repeat: int) -> None:
         query = sorted((t / "img" / "7").glob("*.png"))[0]
         db = t / "f.db"
         setup = [
-            ["hypertrain", str(t / "img"), "--backbone", "pixels", "--rounds", "10", "--out", str(t / "pix.npz"),
+            ["hypertrain", str(t / "img"), "--backbone", "pixels", "--rounds", "12", "--out", str(t / "pix.npz"),
              "--quiet"],
-            ["hypertrain", str(t / "img"), "--rounds", "10", "--out", str(t / "eff.npz"), "--quiet"],
+            ["hypertrain", str(t / "img"), "--rounds", "12", "--out", str(t / "eff.npz"), "--quiet"],
             ["ingest", str(t / "img"), "--collection", "d", "--encoder", str(t / "pix.npz"), "--uri", str(db), "--quiet"],
             ["ingest", str(t / "img"), "--collection", "e", "--encoder", str(t / "eff.npz"), "--uri", str(db), "--quiet"],
         ]
         for cmd in setup:
-            subprocess.run(run + cmd, cwd=ROOT, check=True, capture_output=True)
+            done = subprocess.run(run + cmd, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"set-up failed: milvus-hash {' '.join(cmd)}\n{done.stdout}{done.stderr}")
         out = subprocess.run(run + ["search", "--collection", "d", "--image", str(query), "--encoder",
                                     str(t / "pix.npz"), "--uri", str(db), "--json"], cwd=ROOT, check=True,
                              capture_output=True, text=True).stdout

@@ -51,15 +51,17 @@ def plot_feedback(res: dict, path: str | Path, *, title: str = "Feedback protoco
     plt = _plt()
     shots = list(res["by_shots"])
     fig, axes = plt.subplots(1, len(shots), figsize=(4.6 * len(shots), 4.4), dpi=120, squeeze=False, sharey=True)
+    names = sorted({m for n in shots for m in res["by_shots"][n]}, key=lambda m: (not m.startswith("UGH"), m))
+    colour = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}  # one colour a method in every panel
     for ax, n in zip(axes[0], shots):
         rows = res["by_shots"][n]
-        for i, (m, per) in enumerate(sorted(rows.items(), key=lambda kv: -kv[1][-1]["map"])):
+        for m, per in sorted(rows.items(), key=lambda kv: -kv[1][-1]["map"]):
             r = np.arange(len(per))
             y = np.array([v["map"] for v in per])
             e = np.array([v["map_std"] for v in per]) / np.sqrt(max(1, len(res.get("classes", [])) * res["draws"]))
             ugh = m.startswith("UGH")
             ax.errorbar(r, y, yerr=e, marker="o", ms=4, capsize=3, linestyle="-" if ugh else "--",
-                        linewidth=2.4 if ugh else 1.2, label=m, color=plt.cm.tab10(i % 10))
+                        linewidth=2.4 if ugh else 1.2, label=m, color=colour[m])
         ax.set_xticks(range(res["rounds"] + 1))
         ax.set_title(f"n = {n} positives")
         ax.set_xlabel(f"round (marks of the top {res['per_round']} unseen)")
