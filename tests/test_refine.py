@@ -219,3 +219,25 @@ def test_refine_and_merged_search_from_the_command_line(tmp_path, world):
     hits = json.loads(out.output)
     d = hamming_distances(codes[np.isin(ids, ex[:3])], codes).min(0)
     assert [h["distance"] for h in hits["hits"]] == sorted(d.tolist())[:10]
+
+
+def test_one_name_on_two_collections_of_one_milvus_is_two_categories(filled, world):
+    """A process that defines a category on one collection and then one of the same name on another
+    collection of the same Milvus: the second is new, not "defined already" (the process's memory of
+    what it wrote is per collection)."""
+    from milvus_hash import HashStore
+
+    lib, Xn, yn, codes, ids = world
+    uri, name = filled
+    other = f"{name}_b"
+    with HashStore(uri) as store:
+        spec = lib.encoder_spec()
+        store.create_collection(other, encoder=spec)
+        store.upsert(other, ids=ids, codes=codes, encoder=spec, labels=[str(v) for v in yn])
+    ex, _ = _five(yn, ids)
+    with HashClient(uri, collection=name, library=lib) as a, HashClient(uri, collection=other, library=lib) as b:
+        a.define("same", ids=ex)
+        b.define("same", ids=ex[:3])
+        assert a.describe("same")["positives"] == 5 and b.describe("same")["positives"] == 3
+        a.drop("same")
+        assert b.categories() == ["same"] and a.categories() == []

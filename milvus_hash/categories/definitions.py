@@ -70,7 +70,7 @@ def _unpack_arrays(parts: list[str]) -> dict[str, np.ndarray]:
 # definitions collection: a redefinition replaces what it remembers without a read. Reading one of
 # these names must see this process's own writes (the store's read level, which waits for them);
 # any other name is read at Bounded, which no own write can delay (about 200 ms a read on Milvus 2.3).
-_KNOWN: dict[tuple[str, str], dict[str, object]] = {}
+_KNOWN: dict[tuple[str, str, str], dict[str, object]] = {}
 _UNREAD = object()
 
 
@@ -79,7 +79,9 @@ class DefinitionStore:
 
     def __init__(self, store, collection: str, *, definitions: str = DEFINITIONS):
         self.store, self.collection, self.definitions = store, collection, definitions
-        self._known = _KNOWN.setdefault((store.uri, definitions), {})
+        # what this process wrote, by category name, for this library collection only: another
+        # collection's category of the same name is another category
+        self._known = _KNOWN.setdefault((store.uri, definitions, collection), {})
         self._ensure()
 
     @property
