@@ -326,7 +326,7 @@ def test_ingest_takes_features_from_a_features_folder_for_unchanged_images_only(
 def test_bad_input_gives_clear_errors_and_exit_codes(digits_folder, library, tmp_path):
     db = tmp_path / "m.db"
     res = run("ingest", tmp_path / "nope", "--collection", "c", "--encoder", library, "--uri", db)
-    assert res.exit_code == 1 and "source: expected an existing image folder" in res.output
+    assert res.exit_code == 2 and "expected an existing image folder" in res.output and "SOURCE" in res.output
     res = run("features", digits_folder, "--out", tmp_path / "f", "--backbone", "resnet51")
     assert res.exit_code == 2 and "resnet51" in res.output
     res = run("features", digits_folder, "--out", tmp_path / "f", "--backbone", "small_cnn", "--weights",

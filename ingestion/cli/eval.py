@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .features import open_cli_source
-from .options import backbone_options, make_backbone, milvus_options
+from .options import backbone_options, make_backbone, milvus_options, source_exists
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -19,7 +19,7 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 @click.command("eval")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for report.md, plots, results.json.")
 @click.option("--query-source", default=None,
               help="Labeled images to query with (e.g. a test split) [default: --queries held out from SOURCE].")
@@ -51,7 +51,7 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 @click.option("--through-milvus", is_flag=True,
               help="Run every protocol query through the store (--uri: Lite or a server) instead of numpy.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the query sample and the library.")
-@milvus_options
+@milvus_options(precheck=source_exists)
 @backbone_options
 @click.option("--quiet", is_flag=True, help="Less output.")
 def eval_command(source, out, query_source, n_queries, library_path, rounds, uth_paths, protocols, feedback_rounds,

@@ -31,7 +31,7 @@ def open_cli_source(source: str, labels: str, name: str | None = None):
 
 
 @click.command()
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Features folder to write.")
 @backbone_options
 @_source_option
@@ -80,7 +80,7 @@ UGH_FLAGS = {"rounds": "n_rounds", "bits_per_round": "bits_per_round", "subset":
 
 
 @click.command()
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Library file to write (.npz).")
 @click.option("--rounds", type=click.IntRange(1), default=None, help="Rounds D [config or 2000].")
 @click.option("--bits-per-round", type=click.IntRange(1), default=None, help="Hash functions per round K [config or 10].")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .features import _print_failures, _source_option, open_cli_source
 from .options import (EXIT_ERROR, HashCliError, backbone_options, check_output_file, folder_images, make_backbone,
-                      milvus_options)
+                      milvus_options, source_exists)
 
 
 def _load_encoder(path: str, device: str = "auto"):
@@ -39,11 +39,11 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
 
 
 @click.command()
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--collection", required=True, help="Collection to write (created when missing).")
 @click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False),
               help="Fitted encoder file: a UGH library (`hypertrain`), a UTH network (`train-uth`) or an LSH hasher.")
-@milvus_options
+@milvus_options(precheck=source_exists)
 @backbone_options
 @_source_option
 @click.option("--ids", "ids_from", type=click.Choice(["path", "content"]), default="path", show_default=True,

@@ -113,6 +113,16 @@ def folder_images(folder: str, option: str, *, strict: bool = False):
     return good
 
 
+def source_exists(kwargs) -> None:
+    """A ``milvus_options`` precheck: SOURCE exists (a usage error at once, before Milvus starts)."""
+    from pathlib import Path
+
+    source = kwargs.get("source")
+    if source is not None and not Path(str(source)).expanduser().exists():
+        raise click.BadParameter(f"expected an existing image folder, manifest (.csv/.jsonl) or IDX file, received "
+                                 f"{str(source)!r}, which does not exist", param_hint="SOURCE")
+
+
 def check_output_file(path, option: str) -> None:
     """Before any work: ``path`` can be written (its folder exists and is writable; it is not a
     folder), else a usage error that names ``option``."""

@@ -16,7 +16,7 @@ UTH_FLAGS = {"bits": "n_bits", "backbone": "backbone", "activation": "activation
 
 
 @click.command("train-uth")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Encoder file to write (.pt).")
 @click.option("--bits", type=click.IntRange(8, 4096), default=None, help="Code length K, a multiple of 8 [config or 32].")
 @click.option("--backbone", default=None,
