@@ -75,6 +75,10 @@ def create_app(client, *, files: Files | None = None, token: str | None = None, 
     lock = threading.Lock()  # one Milvus call at a time: a page for one person
     origins: dict[int, object] = {}  # id -> Origin, filled as grids are shown
 
+    def placeholder(status: int, **headers):
+        """The grey "no picture" tile, for an item whose picture cannot be shown."""
+        return Response(_PLACEHOLDER, status_code=status, media_type="image/svg+xml", headers=headers or None)
+
     def locked(fn, *args, **kwargs):
         with lock:
             return fn(*args, **kwargs)
@@ -302,7 +306,7 @@ def create_app(client, *, files: Files | None = None, token: str | None = None, 
         try:
             item = int(request.path_params["id"])
         except ValueError:
-            return Response(_PLACEHOLDER, status_code=404, media_type="image/svg+xml")
+            return placeholder(404)
         o = origins.get(item)
         if o is None:
             try:
@@ -310,17 +314,16 @@ def create_app(client, *, files: Files | None = None, token: str | None = None, 
             except MilvusHashError as exc:
                 if exc.retryable:
                     raise
-                return Response(_PLACEHOLDER, status_code=404, media_type="image/svg+xml")
+                return placeholder(404)
             o = origin_of(rec.metadata[0]) if len(rec) else None
             if o is not None:
                 origins[item] = o
         if o is None:
-            return Response(_PLACEHOLDER, status_code=404, media_type="image/svg+xml")
+            return placeholder(404)
         try:
             data = await run_in_threadpool(files.thumbnail, o)
         except FileRefused as exc:
-            return Response(_PLACEHOLDER, status_code=403, media_type="image/svg+xml",
-                            headers={"X-Refused": str(exc)[:200]})
+            return placeholder(403, **{"X-Refused": str(exc)[:200]})
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     # ------------------------------------------------------------------ errors and the token
@@ -336,7 +339,7 @@ def create_app(client, *, files: Files | None = None, token: str | None = None, 
 
     async def not_found(request, exc):
         if request.url.path.startswith("/thumb/"):
-            return Response(_PLACEHOLDER, status_code=404, media_type="image/svg+xml")
+            return placeholder(404)
         return render(request, "message.html", status=exc.status_code, title="Not here",
                       message=f"{request.url.path}: {exc.detail}")
 
