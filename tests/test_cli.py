@@ -315,3 +315,31 @@ def test_a_bad_filter_is_one_line_without_tracebacks_or_server_logs(tmp_path):
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert done.returncode == 1, done.stderr
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Invalid expr" in lines[0], done.stderr
+
+
+def test_the_quick_exit_keeps_output_exit_codes_and_frees_the_lite_file(tmp_path):
+    """main() ends the process without the interpreter's teardown (1.4 s once torch is loaded): a
+    long output through a pipe still arrives whole, exit codes stay, and Milvus Lite's server has
+    stopped and removed its lock file, so the next program opens the file at once."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "f.db"
+    make = ("import numpy as np; from milvus_hash import EncoderSpec, HashStore; spec = EncoderSpec('t', 'fp', 16)\n"
+            f"with HashStore({str(db)!r}) as s:\n    s.create_collection('c', encoder=spec)\n"
+            "    s.upsert('c', ids=np.arange(1, 2001), codes=np.random.default_rng(0).integers(0, 256, (2000, 2),"
+            " dtype=np.uint8), encoder=spec, sources=[f'p/{i:05d}.png' for i in range(2000)])")
+    subprocess.run([sys.executable, "-c", make], check=True, timeout=120)
+    exe = os.path.join(os.path.dirname(sys.executable), "milvus-hash")
+    done = subprocess.run([exe, "search", "--collection", "c", "--id", "1", "-k", "2000", "--json", "--uri", str(db)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["hits"]) == 2000  # some 300 kB through a pipe, whole
+    assert not (tmp_path / ".f.db.lock").exists()
+    missing = subprocess.run([exe, "search", "--collection", "nope", "--id", "1", "--uri", str(db)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "no collection 'nope'" in missing.stderr
+    head = subprocess.run(f"{exe} search --collection c --id 1 -k 2000 --uri {db} | head -2", shell=True,
+                          capture_output=True, text=True, timeout=120)  # a reader that leaves early
+    assert len(head.stdout.splitlines()) == 2 and "Traceback" not in head.stderr, head.stderr

@@ -55,3 +55,56 @@ def test_lsh_bad_input():
     from sklearn.exceptions import NotFittedError
     with pytest.raises(NotFittedError):
         LSHHasher().transform(np.zeros((2, 3)))
+
+
+def test_lsh_is_a_scikit_learn_estimator_without_importing_scikit_learn():
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32)
+    h = LSHHasher(16, random_state=3)
+    assert h.get_params() == {"center": True, "n_bits": 16, "random_state": 3}
+    assert repr(h) == "LSHHasher(n_bits=16, random_state=3)"
+    c = clone(h)
+    assert c is not h and c.get_params() == h.get_params() and not hasattr(c, "components_")
+    assert np.array_equal(make_pipeline(StandardScaler(), h).fit_transform(X),
+                          h.fit(StandardScaler().fit_transform(X)).transform(StandardScaler().fit_transform(X)))
+    assert h.set_params(n_bits=24) is h and h.n_bits == 24
+    with pytest.raises(InvalidInputError, match="bits: expected a hyper-parameter of LSHHasher"):
+        h.set_params(bits=8)
+    with pytest.raises(InvalidInputError, match="X: expected finite numbers"):
+        h.fit(np.array([[1.0, np.nan]]))
+    with pytest.raises(InvalidInputError, match="X: expected a 2-D matrix"):
+        h.fit(np.ones(3))
+
+
+def test_a_query_encodes_pixels_without_importing_torch_or_scikit_learn(tmp_path):
+    """What `search --image` and `category define --examples` load for a pixels library: importing
+    torch, torchvision and scikit-learn cost 4.5 s of a 5 s query (benchmarks/cli_startup.py)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from milvus_hash.encoders.ugh.library import UGHLibrary
+
+    X = np.random.default_rng(0).standard_normal((120, 64)).astype(np.float32)
+    lib = UGHLibrary(n_subset=120, n_candidates=5, n_categories=3, per_category=4, bits_per_round=8, n_expand=6,
+                     n_rounds=1, n_iter=3, random_state=0).fit(X)
+    lib.features_ = {"name": "pixels", "weights": "none", "fingerprint": "f", "dim": 64}
+    lib.save(tmp_path / "lib.npz")
+    Image.new("L", (20, 20), 77).save(tmp_path / "q.png")
+    code = f"""
+import sys
+from PIL import Image
+from milvus_hash.encoders import load_encoder
+from milvus_hash.features import get_extractor, record_arguments
+lib = load_encoder({str(tmp_path / 'lib.npz')!r})
+codes = lib.transform(get_extractor(**record_arguments(lib.features_)).extract([Image.open({str(tmp_path / 'q.png')!r})]))
+assert codes.shape == (1, 1), codes.shape
+heavy = sorted(m for m in ("torch", "torchvision", "sklearn", "scipy") if m in sys.modules)
+print(heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -19,9 +19,10 @@ def _load_encoder(path: str, device: str = "auto"):
     return load_encoder(path, device=device)
 
 
-def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_crop, size):
+def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_crop, size, in_memory: bool = False):
     """``(encoder, backbone)`` for the pipeline: a UTH network is its own backbone (its hash-layer
-    outputs, thresholded by the encoder); the others run on the backbone they record."""
+    outputs, thresholded by the encoder); the others run on the backbone they record. ``in_memory``:
+    the backbone only extracts images in memory (a query), so ``pixels`` runs without torch."""
     from milvus_hash.encoders import encoder_backbone
 
     encoder = _load_encoder(encoder_path, device)
@@ -34,7 +35,7 @@ def encoder_and_backbone(encoder_path: str, *, backbone, weights, device, ten_cr
         bb, codes = encoder.as_pipeline()
         return codes, bb
     bb = make_backbone(backbone=backbone, weights=weights, device=device, ten_crop=ten_crop, size=size,
-                       record=encoder_backbone(encoder))
+                       record=encoder_backbone(encoder), in_memory=in_memory)
     return encoder, bb
 
 
@@ -240,7 +241,7 @@ def search(collection, images, images_dir, item_ids, code, encoder_path, k, filt
         from PIL import Image, UnidentifiedImageError
 
         encoder, bb = encoder_and_backbone(encoder_path, backbone=backbone, weights=weights, device=device,
-                                           ten_crop=ten_crop, size=size)
+                                           ten_crop=ten_crop, size=size, in_memory=True)
         if encoder.encoder_spec() != info.encoder:
             raise HashCliError(f"--encoder {encoder_path} is {encoder.encoder_spec()}, but collection {collection!r} "
                                f"was written by {info.encoder}", EXIT_ERROR)

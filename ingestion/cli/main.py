@@ -217,7 +217,41 @@ def main() -> None:
     if os.environ.get("MILVUS_HASH_DEBUG") != "1":
         os.environ.setdefault("MILVUS_HASH_QUIET_PYMILVUS", "1")
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-    cli(prog_name="milvus-hash")
+    try:
+        cli(prog_name="milvus-hash")
+    except SystemExit as exc:
+        _exit(exc.code)
+
+
+def _exit(code) -> None:
+    """End the process once the command's work is done, without the interpreter's teardown: once
+    torch is imported, tearing its thousands of modules down took 1.4 s of an image search's 5.9 s
+    (and 0.25 s of any command with pymilvus). Everything a normal exit does that matters runs first:
+    other threads are joined, the ``atexit`` handlers run (logging flushes, temporary folders go),
+    Milvus Lite's servers stop and remove their lock files, stdout and stderr are flushed."""
+    import atexit
+    import os
+    import threading
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+        if "milvus_lite.server_manager" in sys.modules:
+            sys.modules["milvus_lite.server_manager"].server_manager_instance.release_all()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (| head) or stream: nothing more to say
+                pass
+        os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,9 @@ def milvus_options(fn=None, *, existing: bool | str = False, precheck=None):
             return fn(*args, store=None, uri=uri, **kwargs)
         if existing:
             _check_lite_file_exists(uri)
+        from milvus_hash.store.lite import prestart
+
+        prestart(uri)  # Milvus Lite's server starts while pymilvus (and any CNN) imports
         try:
             from milvus_hash.store import HashStore
 
@@ -185,9 +188,10 @@ def _weights_arg(text):
     return text
 
 
-def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | None = None):
-    """The backbone the flags ask for, or the one an encoder records; clashing flags are a UsageError."""
-    from milvus_hash.features import get_backbone, record_arguments
+def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | None = None, in_memory: bool = False):
+    """The backbone the flags ask for, or the one an encoder records; clashing flags are a UsageError.
+    ``in_memory``: it only extracts images in memory (``extract``), so ``pixels`` needs no torch."""
+    from milvus_hash.features.extractor import get_extractor, record_arguments
 
     resolved = _weights_arg(weights)
     if record is not None:
@@ -205,7 +209,12 @@ def make_backbone(*, backbone, weights, device, ten_crop, size, record: dict | N
                                "(benchmarks/base_cnn.py trains one) or 'none' (random: tests only), received nothing")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bb = get_backbone(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)
+        if in_memory:
+            bb = get_extractor(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)
+        else:
+            from milvus_hash.features.backbones import get_backbone
+
+            bb = get_backbone(backbone, resolved, device=device, ten_crop=ten_crop, size=size or 28)
     for w in caught:
         click.secho(f"WARNING: {w.message}", fg="red", err=True, bold=True)
     if record is not None and record.get("fingerprint") != bb.fingerprint:

@@ -227,12 +227,12 @@ class HashClient:
     def _images_to_codes(self, images) -> np.ndarray:
         library = self._need_library("images")
         if self._backbone is None:
-            from ..features import get_backbone, record_arguments
+            from ..features import get_extractor, record_arguments
 
             record = getattr(library, "features_", None)
             if not record:
                 raise expected("backbone", "a backbone (the library records none)", None)
-            self._backbone = get_backbone(**record_arguments(record))
+            self._backbone = get_extractor(**record_arguments(record))
         return library.transform(self._backbone.extract(images))
 
     def items(self, *, ids=None, images=None, codes=None, features=None, argument: str = "examples") -> Items:

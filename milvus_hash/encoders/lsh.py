@@ -11,16 +11,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..codes import check_n_bits, pack_bits
 from ..errors import expected
+from .base import Estimator
 from .spec import EncoderSpec, fingerprint
-from .validation import fitted_features
+from .validation import check_features, check_fitted, fitted_features
 
 
-class LSHHasher(TransformerMixin, BaseEstimator):
+class LSHHasher(Estimator):
     """Signed random projections.
 
     Args:
@@ -41,7 +40,7 @@ class LSHHasher(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> "LSHHasher":
         n_bits = check_n_bits(self.n_bits)
-        X = check_array(X, dtype=(np.float32, np.float64), input_name="X")
+        X = check_features(X)
         rng = np.random.default_rng(self.random_state)
         self.n_features_in_ = X.shape[1]
         self.mean_ = (X.mean(axis=0) if self.center else np.zeros(X.shape[1])).astype(np.float32)
@@ -58,12 +57,12 @@ class LSHHasher(TransformerMixin, BaseEstimator):
         return pack_bits(self.decision_function(X) >= 0)
 
     def encoder_spec(self) -> EncoderSpec:
-        check_is_fitted(self, "components_")
+        check_fitted(self, "components_")
         return EncoderSpec("lsh", fingerprint(self.mean_, self.components_, kind="lsh"), int(self.n_bits))
 
     def save(self, path: str | Path) -> None:
         """Write the fitted hasher to an ``.npz`` file (no pickle)."""
-        check_is_fitted(self, "components_")
+        check_fitted(self, "components_")
         np.savez(path, kind=np.array("lsh"), n_bits=np.array(self.n_bits), center=np.array(self.center),
                  mean=self.mean_, components=self.components_,
                  meta=np.array(json.dumps({"features": getattr(self, "features_", None)})))

@@ -43,6 +43,7 @@ from torch import nn
 from torchvision import transforms as T
 
 from ..errors import InvalidInputError, WeightsUnavailableError, expected
+from .extractor import backbone_record, record_arguments
 from .small_cnn import GRAY_MEAN, GRAY_STD, SmallCNN
 
 
@@ -107,8 +108,10 @@ class PixelFeatures(nn.Module):
     """``(n, 1, s, s)`` in [0, 1] to flattened, per-image centred pixels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        return x - x.mean(1, keepdim=True)
+        # centred in float64: a uniform image gives exactly zero (float32 left rounding noise that
+        # normalisation blew up to +-1/side), as the numpy extractor (.pixels) computes it
+        x = x.flatten(1).double()
+        return (x - x.mean(1, keepdim=True)).float()
 
 
 def _imagenet_transform(name: str, ten_crop: bool):
@@ -404,27 +407,6 @@ def load_trunk(name: str, weights="DEFAULT", *, ten_crop: bool = False, stacklev
 
     module = create_feature_extractor(model, return_nodes={arch.node: "features"})
     return Trunk(module, transform, arch.dim, label, identity, shape)
-
-
-def backbone_record(backbone: Backbone) -> dict:
-    """What identifies a backbone's features (name, weights, fingerprint, dim): encoders fitted on
-    them and features folders record it, so the same backbone is used again."""
-    return {"name": backbone.name, "weights": backbone.weights, "fingerprint": backbone.fingerprint,
-            "dim": backbone.dim}
-
-
-def record_arguments(record: dict) -> dict:
-    """``get_backbone``'s ``name``, ``weights`` and ``size`` that reload the backbone a record
-    (:func:`backbone_record`: name, weights, fingerprint, dim) describes."""
-    recorded = record.get("weights")
-    if recorded in (None, "random", "none"):
-        weights = None
-    elif "_Weights." in str(recorded):  # a torchvision enum member, e.g. ResNet50_Weights.IMAGENET1K_V2
-        weights = str(recorded).rsplit(".", 1)[-1]
-    else:
-        weights = str(recorded)
-    size = int(round(record.get("dim", 784) ** 0.5)) if record["name"] == "pixels" else 28
-    return {"name": record["name"], "weights": weights, "size": size}
 
 
 __all__ = ["ARCHITECTURES", "DEFAULT_BACKBONE", "Backbone", "RandomWeightsWarning", "Trunk", "backbone_record", "get_backbone", "load_trunk",

@@ -114,6 +114,7 @@ class Connection:
         self.timeout = timeout
         if target.embedded:
             lite.install()
+            lite.await_prestart(target.uri)
             # pymilvus pings every 10 s even between calls; the embedded server allows one ping per
             # 5 minutes without data and answers with GOAWAY "too_many_pings" (printed by gRPC on
             # stderr during a long extraction). A local socket needs no keepalive between calls.

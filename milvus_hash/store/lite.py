@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,47 @@ def _quiet_lite_failures(record: logging.LogRecord) -> bool:
                 and record.levelno >= logging.ERROR and ("failed" in str(record.msg)))
 
 
+_PRESTARTS: dict[str, threading.Thread] = {}
+
+
+def prestart(uri) -> None:
+    """Start Milvus Lite's server on ``uri`` in a background thread, if it is a Lite file that can be
+    served: its start waits half a second for the server process (milvus-lite's own check), which
+    then overlaps the caller's imports (pymilvus, torch) instead of following them. The connection
+    waits for it (:func:`await_prestart`); a failed start is left for the connection to report, so
+    nothing here raises."""
+    from .uri import resolve_uri
+
+    try:
+        target = resolve_uri(uri)
+    except Exception:  # noqa: BLE001 - the store reports a bad URI in its own words
+        return
+    if not target.embedded or target.uri in _PRESTARTS or serving_here(target.uri):
+        return
+    install()
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # pragma: no cover - no Milvus Lite on this platform
+        return
+
+    def start() -> None:
+        try:
+            server_manager_instance.start_and_get_uri(target.uri)
+        except Exception:  # noqa: BLE001 - the connection starts it again and reports why it fails
+            pass
+
+    thread = threading.Thread(target=start, name="milvus-lite-start", daemon=True)
+    _PRESTARTS[target.uri] = thread
+    thread.start()
+
+
+def await_prestart(path: str) -> None:
+    """Wait for a :func:`prestart` of Lite file ``path`` (resolved, as a ``Target``'s uri), if any."""
+    thread = _PRESTARTS.pop(path, None)
+    if thread is not None:
+        thread.join()
+
+
 def serving_here(path: str) -> bool:
     """Whether this process already serves Milvus Lite file ``path`` (so opening it again is free)."""
     try:
@@ -219,5 +261,5 @@ def serving_here(path: str) -> bool:
     return str(Path(path).absolute().resolve()) in getattr(server_manager_instance, "_servers", {})
 
 
-__all__ = ["LITE_NAME", "SQLITE_HEADER", "StartFailure", "check_database_file", "install", "lock_holder",
-           "lock_path", "process_command", "serving_here", "start_failure"]
+__all__ = ["LITE_NAME", "SQLITE_HEADER", "StartFailure", "await_prestart", "check_database_file", "install", "lock_holder",
+           "lock_path", "prestart", "process_command", "serving_here", "start_failure"]

@@ -16,15 +16,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
 
 from ...codes import check_n_bits
 from ...errors import expected
+from ..base import Estimator
 from ..spec import EncoderSpec, fingerprint
-from ..validation import fitted_features
-from .hypertrain import RoundParams, hypertrain_round
+from ..validation import check_features, check_fitted, fitted_features
 
 FORMAT = 1
 _ENCODE_ROWS = 4096
@@ -37,11 +34,15 @@ def _normalise(X: np.ndarray) -> np.ndarray:
 
 
 def _run_round(X, params, seed, device):
+    import torch
+
+    from .hypertrain import hypertrain_round
+
     torch.set_num_threads(1)  # one thread per round: same numbers whatever n_jobs
     return hypertrain_round(X, params, seed, torch.device(device))
 
 
-class UGHLibrary(TransformerMixin, BaseEstimator):
+class UGHLibrary(Estimator):
     """Unsupervised generic hashing library (UGH paper, Section 3.1).
 
     Args:
@@ -100,7 +101,9 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ checks
-    def _round_params(self, n_samples: int) -> RoundParams:
+    def _round_params(self, n_samples: int):
+        from .hypertrain import RoundParams
+
         for name in ("n_subset", "n_candidates", "n_categories", "per_category", "bits_per_round",
                      "n_expand", "n_rounds", "n_iter"):
             value = getattr(self, name)
@@ -137,6 +140,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
                            solver=self.solver)
 
     def _device(self) -> str:
+        import torch
+
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device not in ("cpu", "cuda"):
@@ -151,7 +156,7 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit / transform
     def fit(self, X, y=None) -> "UGHLibrary":
         """Hyper-train the library on unlabeled features ``X (n, d)`` (rows are L2-normalised)."""
-        X = check_array(X, dtype=(np.float32, np.float64), input_name="X")
+        X = check_features(X)
         params = self._round_params(X.shape[0])
         device = self._device()
         X = _normalise(X)
@@ -189,6 +194,8 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
             bar.update()
 
         if n_jobs == 1 or device == "cuda":
+            import torch
+
             threads = torch.get_num_threads()
             try:
                 for i in todo:
@@ -227,12 +234,12 @@ class UGHLibrary(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ identity and files
     def encoder_spec(self) -> EncoderSpec:
-        check_is_fitted(self, "W_")
+        check_fitted(self, "W_")
         return EncoderSpec("ugh", fingerprint(self.W_, self.a_, self.b_, kind="ugh"), self.n_bits_)
 
     def save(self, path: str | Path) -> None:
         """Write the library to ``.npz`` (no pickle): arrays plus the hyper-parameters as JSON."""
-        check_is_fitted(self, "W_")
+        check_fitted(self, "W_")
         params = {k: v for k, v in self.get_params().items() if k != "checkpoint_dir"}  # a local path
         meta = {"format": FORMAT, "kind": "ugh", "params": params, "n_bits": self.n_bits_,
                 "n_features": self.n_features_in_, "fingerprint": self.encoder_spec().fingerprint,
