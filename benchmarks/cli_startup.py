@@ -46,6 +46,10 @@ FIRST_HOUR = {
                                 "--uri", "{db}"],
     "category define --examples (pixels)": ["category", "define", "t", "--collection", "d", "--examples",
                                             "{examples}", "--library", "{pix}", "--uri", "{db}", "--replace"],
+    "refused: define a name defined already": ["category", "define", "t", "--collection", "d", "--examples",
+                                                "{examples}", "--library", "{pix}", "--uri", "{db}"],
+    "category search --image (pixels)": ["category", "search", "t", "--collection", "d", "--image", "{query}",
+                                         "--library", "{pix}", "--uri", "{db}"],
     "search --image (EfficientNet-Lite0)": ["search", "--collection", "e", "--image", "{query}", "--encoder",
                                             "{eff}", "--uri", "{db}"],
 }

@@ -184,3 +184,11 @@ def clustered(n=3000, d=32, k=40, spread=1.0, seed=0):
     y = rng.integers(0, k, n)
     X = (centers[y] + spread * rng.standard_normal((n, d))).astype(np.float32)
     return X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
+def terminal_sigint() -> None:
+    """In the child: SIGINT as in a terminal's foreground program (a test run started in the
+    background of a shell without job control ignores it, and its children inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -163,16 +163,50 @@ def test_corrupt_library_encoder_and_features_files_give_one_line_errors(tmp_pat
     feats.mkdir()
     (feats / "meta.json").write_text(json.dumps({"format": 1, "backbone": {"name": "pixels"}}))
     (feats / "part-0.npz").write_bytes(b"junk")
+    objects = tmp_path / "objects.npz"  # a UGH library whose arrays are Python objects (pickle only)
+    np.savez(objects, meta=np.array(json.dumps({"format": 1, "kind": "ugh", "params": {}, "fingerprint": "x"})),
+             W=np.array([{"x": 1}], dtype=object), a=np.zeros(1), b=np.zeros(1))
+    lsh_objects = tmp_path / "lsh.npz"
+    np.savez(lsh_objects, kind=np.array("lsh"), n_bits=np.array(16), center=np.array(True),
+             mean=np.zeros(3, np.float32), components=np.array([None], dtype=object))
+    obj_feats = tmp_path / "obj_feats"
+    obj_feats.mkdir()
+    (obj_feats / "meta.json").write_text(json.dumps({"format": 1, "backbone": {"name": "pixels"}}))
+    np.savez(obj_feats / "part-0.npz", ids=np.array([object()], dtype=object))
     images = tmp_path / "imgs"
     images.mkdir()
     runner = CliRunner()
+    pickled = "it holds Python objects, which load only through pickle: refused"
     for args, words in (
             (["ingest", str(images), "--collection", "c", "--encoder", str(garbage)], "not a readable .npz archive"),
             (["ingest", str(images), "--collection", "c", "--encoder", str(hollow)], "missing or unknown"),
+            (["ingest", str(images), "--collection", "c", "--encoder", str(objects)], "encoder: expected a UGH library"),
+            (["ingest", str(images), "--collection", "c", "--encoder", str(objects)], pickled),
+            (["ingest", str(images), "--collection", "c", "--encoder", str(lsh_objects)], pickled),
+            (["hypertrain", str(obj_feats), "--out", str(tmp_path / "l.npz")], "part-0.npz', which cannot be read"),
             (["hypertrain", str(feats), "--out", str(tmp_path / "l.npz")], "part-0.npz', which cannot be read")):
         out = runner.invoke(cli, [*args, "--uri", str(tmp_path / "m.db")] if args[0] == "ingest" else args)
         assert out.exit_code == 1 and words in out.output, (args, out.output)
         assert len(out.output.strip().splitlines()) == 1 and "allow_pickle" not in out.output, out.output
+    out = runner.invoke(cli, ["category", "define", "x", "--collection", "c", "--examples", str(images), "--library",
+                              str(objects), "--uri", str(tmp_path / "none.db")])  # before Milvus starts, naming the flag
+    assert out.exit_code == 2 and "Invalid value for --library" in out.output and pickled in out.output, out.output
+    out = runner.invoke(cli, ["ingest", str(images), "--collection", "c", "--encoder", str(hollow), "--uri",
+                              "/proc/x.db"])  # a folder where no file can be created
+    assert out.exit_code == 1 and "uri: expected a Milvus Lite file in a folder that can be written" in out.output
+    assert len(out.output.strip().splitlines()) == 1, out.output
+
+
+def test_a_library_length_milvus_cannot_store_names_the_flags_before_any_work(tmp_path):
+    from conftest import write_digit_pngs
+
+    folder = write_digit_pngs(tmp_path / "d", 2)
+    for args, hint in ((["--rounds", "3"], "--bits-per-round (10 by default) x --rounds"),
+                       (["--rounds", "4", "--bits-per-round", "3"], "--bits-per-round x --rounds")):
+        out = CliRunner().invoke(cli, ["hypertrain", str(folder), "--backbone", "pixels", "--out",
+                                       str(tmp_path / "l.npz"), *args])
+        assert out.exit_code == 2 and f"Invalid value for {hint}: expected a multiple of 8 bits" in out.output, out.output
+        assert "extracted" not in out.output  # refused before the features
 
 
 def test_reading_commands_refuse_a_lite_file_that_does_not_exist_and_create_nothing(tmp_path):
@@ -283,12 +317,12 @@ def test_ctrl_c_during_start_up_exits_130_not_aborted(tmp_path):
     import sys
     import time
 
-    from conftest import write_digit_pngs
+    from conftest import terminal_sigint, write_digit_pngs
 
     folder = write_digit_pngs(tmp_path / "d", 2)
     exe = os.path.join(os.path.dirname(sys.executable), "milvus-hash")
     proc = subprocess.Popen([exe, "features", str(folder), "--out", str(tmp_path / "f"), "--backbone", "pixels"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal_sigint)
     time.sleep(0.8)  # python and click are up; torch is being imported
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

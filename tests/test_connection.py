@@ -3,6 +3,7 @@ that goes away mid-ingest and comes back with its data: tests/test_ingest.py, fa
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -92,3 +93,36 @@ def test_bad_timeout_and_options(tmp_path):
         HashStore(str(tmp_path / "a.db"), timeout=0)
     with pytest.raises(InvalidInputError, match="keyword arguments"):
         HashStore(str(tmp_path / "a.db"), verify=True)
+
+
+@pytest.mark.server
+def test_a_restarted_local_server_keeps_its_port_unless_another_program_took_it(tmp_path):
+    """The data directory's port is taken again on a restart, even while its last connections are in
+    TIME_WAIT (milvus-server's own check moved to the next port on every quick restart); a port
+    another program listens on is left to it."""
+    from milvus_hash.store.local_server import LocalMilvusServer
+
+    server = LocalMilvusServer(tmp_path / "srv", stop_grace=5)
+    ports = []
+    for _ in range(2):
+        server.start()
+        store = HashStore(server.uri, timeout=10)
+        store.list_collections()
+        server.stop()  # the server closes first: its end of the connection waits in TIME_WAIT
+        store.close()
+        ports.append(server.port)
+    assert ports[0] == ports[1]
+    # another data directory whose recorded port a program listens on now: the server takes another
+    (tmp_path / "other").mkdir()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    (tmp_path / "other" / "ports.json").write_text(json.dumps({"proxy-port": taken}))
+    try:
+        with LocalMilvusServer(tmp_path / "other", stop_grace=5) as other:
+            assert other.port != taken
+            with HashStore(other.uri, timeout=10) as store:
+                assert isinstance(store.list_collections(), list)
+    finally:
+        squatter.close()

@@ -443,8 +443,10 @@ def test_ctrl_c_to_the_process_group_keeps_the_rows_on_milvus_lite_and_exits_130
     args = ["ingest", str(digits_folder), "--collection", "c", "--encoder", str(library), "--uri", str(db),
             "--workers", "0", "--batch-size", "8", "--quiet"]
     t0 = time.monotonic()
+    from conftest import terminal_sigint
+
     run_ = subprocess.run([sys.executable, "-c", SIGINT_DRIVER, *args], capture_output=True, text=True, timeout=120,
-                          start_new_session=True)
+                          start_new_session=True, preexec_fn=terminal_sigint)
     assert run_.returncode == 130, (run_.returncode, run_.stdout, run_.stderr[-2000:])
     assert time.monotonic() - t0 < 60
     written = int(re.search(r"ingested (\d+)", run_.stdout).group(1))
@@ -593,3 +595,85 @@ def test_when_only_the_final_flush_fails_the_message_says_every_image_was_writte
     assert "every image of this run was written (150 of 151" in message and "final flush failed" in message, message
     assert "write the rest" not in message and err.value.retryable
 
+
+
+@pytest.mark.server
+def test_a_server_frozen_mid_write_is_reported_after_one_timeout_not_two(digits_folder, library, tmp_path,
+                                                                         monkeypatch):
+    """`ingest --timeout T` against a server that stops answering during a write (SIGSTOP: the port
+    stays open, nothing answers) ends with exit 75 about T after the write began: no flush that
+    waits out T again (it reported after twice the timeout)."""
+    import os
+    import signal
+
+    from milvus_hash.store.local_server import LocalMilvusServer
+
+    timeout = 6.0
+    frozen: list[float] = []
+    server = LocalMilvusServer(tmp_path / "srv", stop_grace=5).start()
+    pgid = os.getpgid(server.proc.pid)
+    real_upsert = HashStore.upsert
+
+    def upsert_on_a_frozen_server(self, *args, **kwargs):
+        if not frozen:
+            os.killpg(pgid, signal.SIGSTOP)
+            frozen.append(time.monotonic())
+        return real_upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(HashStore, "upsert", upsert_on_a_frozen_server)
+    try:
+        res = CliRunner().invoke(cli, ["ingest", str(digits_folder), "--collection", "c", "--encoder", str(library),
+                                       "--uri", server.uri, "--timeout", str(timeout), "--workers", "0", "--quiet"])
+        took = time.monotonic() - frozen[0]
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
+        server.stop()
+    assert res.exit_code == 75, res.output
+    assert timeout - 0.5 < took < timeout + 4, f"reported {took:.1f} s after the server froze (timeout {timeout} s)"
+    assert "of this run's 151 images are stored" in res.output and "Traceback" not in res.output, res.output
+
+
+KILL_DRIVER = r"""
+import os, signal, sys
+from ingestion.sources import FolderSource
+opened = [0]
+real_open = FolderSource.open
+
+def open_then_kill_the_server(self, item):  # Milvus Lite's server dies before the run's first write
+    opened[0] += 1
+    if opened[0] == 70:
+        from milvus_lite.server_manager import server_manager_instance
+        for server in server_manager_instance._servers.values():
+            os.kill(server._p.pid, signal.SIGKILL)
+    return real_open(self, item)
+
+FolderSource.open = open_then_kill_the_server
+from ingestion.cli import main
+sys.argv = ["milvus-hash", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.lite
+def test_a_failed_write_is_one_line_and_its_traceback_is_for_debug(digits_folder, library, tmp_path):
+    """A write that fails (the server died) is reported in one line with exit 75: none of pymilvus's
+    logged tracebacks (148 lines and 8 tracebacks before); `--debug` shows the traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_HASH_DEBUG", "MILVUS_HASH_QUIET_PYMILVUS")}
+    runs = {}
+    for debug in ([], ["--debug"]):
+        args = [*debug, "ingest", str(digits_folder), "--collection", "c", "--encoder", str(library), "--uri",
+                str(tmp_path / f"w{len(debug)}.db"), "--workers", "0", "--timeout", "5", "--quiet"]
+        runs[bool(debug)] = subprocess.run([sys.executable, "-c", KILL_DRIVER, *args], capture_output=True,
+                                           text=True, timeout=180, env=env)
+    quiet, debug = runs[False], runs[True]
+    assert quiet.returncode == 75, quiet.stderr[-3000:]
+    lines = [ln for ln in quiet.stderr.splitlines() if ln.strip() and "corrupt.png" not in ln]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), quiet.stderr[-3000:]
+    assert "0 of this run's 151 images are stored (rerun the same command" in lines[0]
+    assert debug.returncode == 75 and "Traceback (most recent call last)" in debug.stderr, debug.stderr[-3000:]
+    last = debug.stderr.rstrip().splitlines()[-1]  # the same one line, last
+    assert last.startswith("Error: ") and "0 of this run's 151 images are stored (rerun" in last

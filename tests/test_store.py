@@ -360,3 +360,36 @@ def test_neighbours_are_the_union_of_each_querys_k_nearest_with_their_rows(store
         assert set(ref.ids[q][ref.distances[q] < kth[q]].tolist()) <= set(got.ids.tolist())
     assert got.ids[0] == ids[3]  # the first query's nearest first
     assert len(store.neighbours(collection, codes=codes[:0], k=5)) == 0
+
+
+@pytest.mark.server
+def test_a_collection_not_loaded_is_one_line_and_exit_75(milvus_server):
+    """A released collection (loading, or released by someone): the command line says so in one
+    line with exit 75, without pymilvus's logged traceback."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from pymilvus import MilvusClient
+
+    from milvus_hash import EncoderSpec
+
+    name = f"released_{uuid.uuid4().hex[:8]}"
+    spec = EncoderSpec("t", "fp", 16)
+    with HashStore(milvus_server) as store:
+        store.create_collection(name, encoder=spec)
+        store.upsert(name, ids=[1, 2], codes=np.zeros((2, 2), np.uint8), encoder=spec)
+    client = MilvusClient(uri=milvus_server)
+    try:
+        client.release_collection(name)
+        exe = os.path.join(os.path.dirname(sys.executable), "milvus-hash")
+        env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_HASH_DEBUG", "MILVUS_HASH_QUIET_PYMILVUS")}
+        done = subprocess.run([exe, "search", "--collection", name, "--id", "1", "--uri", milvus_server, "--timeout", "10"],
+                              capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        client.drop_collection(name)
+        client.close()
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 75, done.stderr
+    assert len(lines) == 1 and "not loaded" in lines[0] and "Traceback" not in done.stderr, done.stderr

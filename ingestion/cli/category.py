@@ -29,11 +29,20 @@ _PICTURE_OPTIONS = {"folder": "--examples", "neg_folder": "--negative-examples",
 
 
 def _precheck(kwargs) -> None:
-    """Before Milvus starts: pictures need --library, and example folders hold pictures that decode."""
+    """Before Milvus starts: pictures need --library, which loads (a bad file is an error naming it),
+    and example folders hold pictures that decode."""
     given = [flag for key, flag in _PICTURE_OPTIONS.items() if kwargs.get(key)]
     if given and kwargs.get("library") is None:
         raise click.UsageError(f"--library: expected the collection's library file (lib.npz) to encode the "
                                f"pictures of {given[0]}, received none")
+    if isinstance(kwargs.get("library"), str):
+        from milvus_hash import InvalidInputError
+        from milvus_hash.encoders.ugh.library import UGHLibrary
+
+        try:
+            kwargs["library"] = UGHLibrary.load(kwargs["library"], argument="--library")
+        except InvalidInputError as exc:
+            raise click.BadParameter(str(exc).removeprefix("--library: "), param_hint="--library") from None
     for key in ("folder", "neg_folder"):
         if kwargs.get(key):
             folder_images(kwargs[key], _PICTURE_OPTIONS[key], strict=bool(kwargs.get("strict")))

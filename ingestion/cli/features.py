@@ -30,6 +30,22 @@ def open_cli_source(source: str, labels: str, name: str | None = None):
     return open_source(source, labels=None if labels == "none" else labels, name=name)
 
 
+def _check_library_bits(params: dict, config: dict, rounds, bits_per_round) -> None:
+    """Before any feature is extracted: the library's length (--bits-per-round x --rounds) is a code
+    length Milvus stores, named by the flags (or the config keys) that set it."""
+    from milvus_hash.codes import MAX_BITS
+
+    k, d = params.get("bits_per_round", 10), params.get("n_rounds", 2_000)
+    if isinstance(k, int) and isinstance(d, int) and (k * d % 8 or k * d > MAX_BITS):
+        def name(flag, key, given, default):
+            return flag if given is not None else f"ugh.{key} of --config" if key in config else f"{flag} ({default} by default)"
+
+        names = " x ".join((name("--bits-per-round", "bits_per_round", bits_per_round, 10),
+                            name("--rounds", "n_rounds", rounds, 2000)))
+        raise click.BadParameter(f"expected a multiple of 8 bits up to {MAX_BITS:,} (Milvus stores whole bytes), "
+                                 f"received {k} x {d} = {k * d:,} bits", param_hint=names)
+
+
 @click.command()
 @click.argument("source")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Features folder to write.")
@@ -138,6 +154,7 @@ def hypertrain(ctx, source, out, rounds, bits_per_round, subset, categories, exp
         value = locals()[flag]
         if value is not None:
             params[name] = value
+    _check_library_bits(params, ctx.meta.get("milvus_hash.config", {}).get("ugh", {}), rounds, bits_per_round)
     t0 = time.perf_counter()
     if (Path(source) / "meta.json").is_file():
         if backbone or weights or ten_crop or size:

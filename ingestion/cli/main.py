@@ -43,8 +43,22 @@ class _Commands(click.Group):
             ctx.exit(130)
 
 
+def _debug(ctx: click.Context, _param, on: bool) -> None:
+    """--debug: tracebacks behind one-line errors, pymilvus's logs and Milvus Lite's server output."""
+    if on:
+        import logging
+        import os
+
+        os.environ["MILVUS_HASH_DEBUG"] = "1"
+        os.environ.pop("MILVUS_HASH_QUIET_PYMILVUS", None)
+        logging.getLogger("pymilvus").setLevel(logging.NOTSET)
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="milvus-hash")
+@click.option("--debug", is_flag=True, callback=_debug, is_eager=True, expose_value=False,
+              help="Show the traceback behind an error, pymilvus's logs and Milvus Lite's output "
+                   "[env: MILVUS_HASH_DEBUG=1].")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
               expose_value=False, help="YAML file with a store section (see configs/store.yaml).")
 def cli():

@@ -18,9 +18,21 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 class HashCliError(click.ClickException):
+    """A failure told in one line with its exit code; ``--debug`` (``MILVUS_HASH_DEBUG=1``) also
+    prints the traceback of the error behind it."""
+
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        import os
+
+        if os.environ.get("MILVUS_HASH_DEBUG") == "1" and self.__cause__ is not None:
+            import traceback
+
+            click.echo("".join(traceback.format_exception(self.__cause__)).rstrip(), err=True)
+        super().show(file)
 
 
 def milvus_options(fn=None, *, existing: bool | str = False, precheck=None):

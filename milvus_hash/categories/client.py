@@ -191,7 +191,7 @@ class HashClient:
         if isinstance(library, (str, Path)):
             from ..encoders.ugh.library import UGHLibrary
 
-            library = UGHLibrary.load(library)
+            library = UGHLibrary.load(library, argument="library")
         if library is not None and library.encoder_spec() != self.info.encoder:
             raise EncoderMismatchError(f"library: the collection {collection!r} was written by {self.info.encoder}, "
                                        f"this library is {library.encoder_spec()}")

@@ -65,11 +65,11 @@ def load_encoder(path: str | Path, *, device="auto"):
     if kind == "ugh":
         from .ugh.library import UGHLibrary
 
-        return UGHLibrary.load(path)
+        return UGHLibrary.load(path, argument="encoder")
     if kind == "lsh":
         from .lsh import LSHHasher
 
-        return LSHHasher.load(path)
+        return LSHHasher.load(path, argument="encoder")
     raise expected("encoder", "a file of kind 'ugh', 'lsh' or 'uth'", f"kind {kind!r} in {path}")
 
 

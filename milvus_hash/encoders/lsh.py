@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import check_n_bits, pack_bits
-from ..errors import expected
+from ..errors import InvalidInputError, expected
 from .base import Estimator
 from .spec import EncoderSpec, fingerprint
 from .validation import check_features, check_fitted, fitted_features
@@ -68,15 +68,23 @@ class LSHHasher(Estimator):
                  meta=np.array(json.dumps({"features": getattr(self, "features_", None)})))
 
     @classmethod
-    def load(cls, path: str | Path) -> "LSHHasher":
-        with np.load(path, allow_pickle=False) as data:
+    def load(cls, path: str | Path, *, argument: str = "path") -> "LSHHasher":
+        """The LSHHasher saved at ``path`` (``argument``: how errors name the file)."""
+        from ..npz import read_npz
+
+        data = read_npz(path, argument=argument, what="an LSH hasher file written by LSHHasher.save")
+        try:
             if str(data["kind"]) != "lsh":
-                raise expected("path", "an LSH hasher file", f"a file of kind {str(data['kind'])!r}")
+                raise expected(argument, "an LSH hasher file", f"a file of kind {str(data['kind'])!r}")
             self = cls(n_bits=int(data["n_bits"]), center=bool(data["center"]), random_state=None)
-            self.mean_ = data["mean"]
-            self.components_ = data["components"]
+            self.mean_, self.components_ = data["mean"], data["components"]
             features = json.loads(str(data["meta"])).get("features") if "meta" in data else None
-            if features:
-                self.features_ = features
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise expected(argument, "an LSH hasher file written by LSHHasher.save",
+                           f"{str(path)!r}, missing or malformed {exc}") from None
+        if features:
+            self.features_ = features
         self.n_features_in_ = self.components_.shape[0]
         return self

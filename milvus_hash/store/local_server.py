@@ -37,6 +37,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _launcher_works(exe: str) -> bool:
+    """Whether ``milvus-server`` at ``exe`` is the ``milvus`` package of this Python (then
+    :mod:`.server_launcher` runs it, keeping a restarted server's ports)."""
+    import importlib.util
+
+    return Path(exe).parent == Path(sys.executable).parent and importlib.util.find_spec("milvus") is not None
+
+
 def find_milvus_server() -> str | None:
     """Path of the ``milvus-server`` command: beside this Python first, then on PATH."""
     beside = Path(sys.executable).with_name("milvus-server")
@@ -92,6 +100,8 @@ class LocalMilvusServer:
         ports = self._ports()
         self.port = ports["proxy-port"]
         cmd = [exe, "--data", str(self.data_dir)]
+        if _launcher_works(exe):  # the same server, its port check as Milvus binds: a restart keeps its ports
+            cmd = [sys.executable, "-m", "milvus_hash.store.server_launcher", "--data", str(self.data_dir)]
         for opt in PORT_OPTIONS:
             cmd += [f"--{opt}", str(ports[opt])]
         for key, value in self.config.items():

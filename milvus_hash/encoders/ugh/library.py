@@ -247,25 +247,28 @@ class UGHLibrary(Estimator):
         np.savez(path, meta=np.array(json.dumps(meta)), W=self.W_, a=self.a_, b=self.b_)
 
     @classmethod
-    def load(cls, path: str | Path) -> "UGHLibrary":
-        with np.load(path, allow_pickle=False) as data:
-            try:
-                meta = json.loads(str(data["meta"]))
-            except (KeyError, ValueError) as exc:
-                raise expected("path", "a UGH library file written by UGHLibrary.save", str(path)) from exc
-            if meta.get("kind") != "ugh" or meta.get("format") != FORMAT:
-                raise expected("path", f"a UGH library file of format {FORMAT}",
-                               f"kind {meta.get('kind')!r}, format {meta.get('format')!r}")
-            try:
-                self = cls(**meta["params"])
-                self.W_, self.a_, self.b_ = data["W"], data["a"], data["b"]
-            except (KeyError, TypeError) as exc:
-                raise expected("path", "a UGH library file written by UGHLibrary.save",
-                               f"{str(path)!r}, missing or unknown {exc}") from None
-            if meta.get("features"):
-                self.features_ = meta["features"]
+    def load(cls, path: str | Path, *, argument: str = "path") -> "UGHLibrary":
+        """The UGHLibrary saved at ``path`` (``argument``: how errors name the file)."""
+        from ...npz import read_npz
+
+        data = read_npz(path, argument=argument, what="a UGH library file written by UGHLibrary.save")
+        try:
+            meta = json.loads(str(data["meta"]))
+        except (KeyError, ValueError) as exc:
+            raise expected(argument, "a UGH library file written by UGHLibrary.save", str(path)) from exc
+        if meta.get("kind") != "ugh" or meta.get("format") != FORMAT:
+            raise expected(argument, f"a UGH library file of format {FORMAT}",
+                           f"kind {meta.get('kind')!r}, format {meta.get('format')!r}")
+        try:
+            self = cls(**meta["params"])
+            self.W_, self.a_, self.b_ = data["W"], data["a"], data["b"]
+        except (KeyError, TypeError) as exc:
+            raise expected(argument, "a UGH library file written by UGHLibrary.save",
+                           f"{str(path)!r}, missing or unknown {exc}") from None
+        if meta.get("features"):
+            self.features_ = meta["features"]
         self.n_bits_ = int(self.W_.shape[1])
         self.n_features_in_ = int(self.W_.shape[0] - 1)
         if self.encoder_spec().fingerprint != meta["fingerprint"]:
-            raise expected("path", "a library whose arrays match its recorded fingerprint", "a modified file")
+            raise expected(argument, "a library whose arrays match its recorded fingerprint", "a modified file")
         return self
