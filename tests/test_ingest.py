@@ -412,23 +412,29 @@ def test_client_defines_a_category_from_images_through_the_librarys_backbone(dig
     assert run(*base, "--replace").exit_code == 0
 
 
-SIGINT_DRIVER = r"""
+FAULT_DRIVER = r"""
 import os, signal, sys
 from ingestion.sources import FolderSource
 opened = [0]
 real_open = FolderSource.open
 
-def open_then_ctrl_c(self, item):  # Ctrl-C in a terminal: SIGINT to the whole process group
+def open_then_fault(self, item):  # the CLI as a user runs it, a fault at its 70th picture
     opened[0] += 1
     if opened[0] == 70:
-        os.killpg(os.getpgrp(), signal.SIGINT)
+        {fault}
     return real_open(self, item)
 
-FolderSource.open = open_then_ctrl_c
+FolderSource.open = open_then_fault
 from ingestion.cli import main
 sys.argv = ["milvus-hash", *sys.argv[1:]]
 main()
 """
+#: Ctrl-C in a terminal: SIGINT to the whole process group.
+SIGINT_DRIVER = FAULT_DRIVER.replace("{fault}", "os.killpg(os.getpgrp(), signal.SIGINT)")
+#: Milvus Lite's server dies before the run's first write.
+KILL_DRIVER = FAULT_DRIVER.replace("{fault}", """from milvus_lite.server_manager import server_manager_instance
+        for server in server_manager_instance._servers.values():
+            os.kill(server._p.pid, signal.SIGKILL)""")
 
 
 @pytest.mark.lite
@@ -633,25 +639,6 @@ def test_a_server_frozen_mid_write_is_reported_after_one_timeout_not_two(digits_
     assert "of this run's 151 images are stored" in res.output and "Traceback" not in res.output, res.output
 
 
-KILL_DRIVER = r"""
-import os, signal, sys
-from ingestion.sources import FolderSource
-opened = [0]
-real_open = FolderSource.open
-
-def open_then_kill_the_server(self, item):  # Milvus Lite's server dies before the run's first write
-    opened[0] += 1
-    if opened[0] == 70:
-        from milvus_lite.server_manager import server_manager_instance
-        for server in server_manager_instance._servers.values():
-            os.kill(server._p.pid, signal.SIGKILL)
-    return real_open(self, item)
-
-FolderSource.open = open_then_kill_the_server
-from ingestion.cli import main
-sys.argv = ["milvus-hash", *sys.argv[1:]]
-main()
-"""
 
 
 @pytest.mark.lite
