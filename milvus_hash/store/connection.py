@@ -32,7 +32,10 @@ from .uri import DEFAULT_URI, REMOTE_SCHEMES, Target, resolve_uri, split_credent
 # imported (so a level set before that import is lost). A program that reports each failure itself
 # (the command line: one line and its exit code) asks for quiet with MILVUS_HASH_QUIET_PYMILVUS=1.
 if os.environ.get("MILVUS_HASH_QUIET_PYMILVUS") == "1":
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    # its modules' own loggers too: pymilvus 2.5.0's MilvusClient sets DEBUG on its module logger,
+    # which then logs "Failed to query collection" whatever the package logger's level
+    for _name in ["pymilvus", *(n for n in list(logging.root.manager.loggerDict) if n.startswith("pymilvus."))]:
+        logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 try:  # the column-wise insert path (2-3x faster than rows); pymilvus announces its removal in 3.1
     with warnings.catch_warnings():
