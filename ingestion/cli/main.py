@@ -231,10 +231,44 @@ def main() -> None:
     if os.environ.get("MILVUS_HASH_DEBUG") != "1":
         os.environ.setdefault("MILVUS_HASH_QUIET_PYMILVUS", "1")
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (a background job)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         cli(prog_name="milvus-hash")
     except SystemExit as exc:
         _exit(exc.code)
+
+
+#: Packages whose import runs native code that calls back into Python: a KeyboardInterrupt raised
+#: there becomes a C++ exception and the process aborts ("terminate called after throwing an
+#: instance of 'pybind11::error_already_set'", exit -6) instead of exiting 130.
+_NATIVE_IMPORTS = ("torch", "torchvision", "timm")
+
+
+def _importing_native() -> bool:
+    return any(getattr(getattr(sys.modules.get(name), "__spec__", None), "_initializing", False)
+               for name in _NATIVE_IMPORTS)
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: KeyboardInterrupt, as Python's own handler, except while torch's native modules load:
+    then it is delivered again as soon as that import has finished."""
+    import os
+    import signal
+    import threading
+    import time
+
+    if not _importing_native():
+        raise KeyboardInterrupt
+
+    def redeliver() -> None:
+        while _importing_native():
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=redeliver, name="milvus-hash-interrupt", daemon=True).start()
 
 
 def _exit(code) -> None:
