@@ -33,17 +33,22 @@ def open_cli_source(source: str, labels: str, name: str | None = None):
 def _check_library_bits(params: dict, config: dict, rounds, bits_per_round) -> None:
     """Before any feature is extracted: the library's length (--bits-per-round x --rounds) is a code
     length Milvus stores, named by the flags (or the config keys) that set it."""
-    from milvus_hash.codes import MAX_BITS
+    from milvus_hash import InvalidInputError
+    from milvus_hash.codes import MAX_BITS, check_n_bits
 
     k, d = params.get("bits_per_round", 10), params.get("n_rounds", 2_000)
-    if isinstance(k, int) and isinstance(d, int) and (k * d % 8 or k * d > MAX_BITS):
+    if not (isinstance(k, int) and isinstance(d, int)) or k < 1 or d < 1:
+        return  # the library's own checks name a value that is no positive int
+    try:
+        check_n_bits(k * d)
+    except InvalidInputError:
         def name(flag, key, given, default):
             return flag if given is not None else f"ugh.{key} of --config" if key in config else f"{flag} ({default} by default)"
 
         names = " x ".join((name("--bits-per-round", "bits_per_round", bits_per_round, 10),
                             name("--rounds", "n_rounds", rounds, 2000)))
         raise click.BadParameter(f"expected a multiple of 8 bits up to {MAX_BITS:,} (Milvus stores whole bytes), "
-                                 f"received {k} x {d} = {k * d:,} bits", param_hint=names)
+                                 f"received {k} x {d} = {k * d:,} bits", param_hint=names) from None
 
 
 @click.command()

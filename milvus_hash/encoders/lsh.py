@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import check_n_bits, pack_bits
-from ..errors import InvalidInputError, expected
+from ..errors import expected
 from .base import Estimator
 from .spec import EncoderSpec, fingerprint
 from .validation import check_features, check_fitted, fitted_features
@@ -73,15 +73,13 @@ class LSHHasher(Estimator):
         from ..npz import read_npz
 
         data = read_npz(path, argument=argument, what="an LSH hasher file written by LSHHasher.save")
+        if str(data.get("kind")) != "lsh":
+            raise expected(argument, "an LSH hasher file", f"a file of kind {str(data.get('kind'))!r}")
         try:
-            if str(data["kind"]) != "lsh":
-                raise expected(argument, "an LSH hasher file", f"a file of kind {str(data['kind'])!r}")
             self = cls(n_bits=int(data["n_bits"]), center=bool(data["center"]), random_state=None)
             self.mean_, self.components_ = data["mean"], data["components"]
             features = json.loads(str(data["meta"])).get("features") if "meta" in data else None
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInputError):
-                raise
             raise expected(argument, "an LSH hasher file written by LSHHasher.save",
                            f"{str(path)!r}, missing or malformed {exc}") from None
         if features:
