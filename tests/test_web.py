@@ -248,9 +248,11 @@ def test_a_milvus_that_stops_answering_is_a_message_and_the_server_keeps_running
         spec = lite.describe_collection("c").encoder
     server = LocalMilvusServer(tmp_path / "milvus", stop_grace=5).start()
     try:
-        store = HashStore(server.uri, timeout=3)
-        store.create_collection("c", encoder=spec)
-        store.upsert("c", ids=rec.ids, codes=rec.codes, encoder=spec, sources=rec.sources, metadata=rec.metadata)
+        with HashStore(server.uri, timeout=30) as setup:  # a fresh server loads a new collection in 1-5 s
+            setup.create_collection("c", encoder=spec)
+            setup.upsert("c", ids=rec.ids, codes=rec.codes, encoder=spec, sources=rec.sources, metadata=rec.metadata)
+            HashClient(collection="c", store=setup)  # creates and loads the definitions collection
+        store = HashStore(server.uri, timeout=3)  # the page's: a stopped Milvus is told within 3 s
         client = HashClient(collection="c", store=store)
         with TestClient(create_app(client), follow_redirects=False) as http:
             assert http.get("/").status_code == 200
